@@ -1,0 +1,241 @@
+// Package twilio is the Twilio Programmable Messaging connector: it implements
+// connector.SmsConnector by creating one Twilio Message per Send with
+// github.com/twilio/twilio-go.
+//
+// Its configuration is Logto's Twilio SMS connector configuration, extended (see Config and
+// ParseConfig), so a Logto user can paste theirs. The connector does only Twilio's I/O and the
+// mapping of Twilio's answers to connector.Error reasons; template selection and rendering,
+// phone-number normalisation and segment counting come from package connector.
+//
+// twilio-go's CreateMessage takes no context and its base URL is a constant. The connector
+// therefore hands twilio-go, per Send, a light http.Client whose RoundTripper binds each
+// request to the Send's context (deadline, Options.Timeout and cancellation all abort the HTTP
+// call) and, when Options.APIURL is set, sends it there instead; every Send shares the
+// Connector's one underlying transport and so its pool of connections. Nothing is retried
+// here: Twilio has no idempotency key, so a retry can only be safe for failures that prove the
+// message was not created, and that policy belongs to a layer above.
+package twilio
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	twclient "github.com/twilio/twilio-go/client"
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
+
+	"github.com/sms-connector/sms-connector/connector"
+)
+
+// ID is the connector id, as Logto's: "twilio-short-message-service". Platforms key stored
+// configurations by it, so it never changes.
+const ID = "twilio-short-message-service"
+
+// Version is the connector's own version, reported by Metadata and in the User-Agent.
+const Version = "0.1.0"
+
+// Provider is the name the connector's errors carry in connector.Error.Provider.
+const Provider = "twilio"
+
+// DefaultTimeout bounds one attempt at the Twilio API when Options.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+// Options configure a Connector. They belong to the operator; nothing in a per-request
+// configuration can change them.
+type Options struct {
+	// APIURL overrides Twilio's base URL (scheme+host, e.g. "http://127.0.0.1:4010") for a proxy
+	// or the emulator. Operator-only: a per-request config can only choose Twilio's own regional
+	// hosts via its `host` field, which APIURL, when set, overrides.
+	APIURL string
+	// Timeout bounds one attempt at the Twilio API (default 10s); the RPC's context deadline
+	// also applies, whichever is sooner.
+	Timeout time.Duration
+	// Transport is the base RoundTripper (default: one shared tuned *http.Transport clone with
+	// MaxIdleConnsPerHost 64, IdleConnTimeout 90s). Never one per request.
+	Transport http.RoundTripper
+}
+
+// Connector sends SMS through Twilio. It is safe for concurrent use; make one per process and
+// share it, so that every Send shares its connection pool.
+type Connector struct {
+	transport    http.RoundTripper
+	ownTransport *http.Transport // set when New made the transport; Close releases it
+	baseURL      *url.URL        // from Options.APIURL; nil for Twilio itself
+	timeout      time.Duration
+	userAgent    []string
+}
+
+var _ connector.SmsConnector = (*Connector)(nil)
+
+// New returns a Connector. It fails only when opts are invalid: an APIURL that is not an
+// absolute http(s) URL of a host alone, or a negative Timeout.
+func New(opts Options) (*Connector, error) {
+	c := &Connector{
+		transport: opts.Transport,
+		timeout:   opts.Timeout,
+		userAgent: []string{"sms-connector-twilio/" + Version},
+	}
+	switch {
+	case c.timeout < 0:
+		return nil, fmt.Errorf("twilio: negative Timeout %v", opts.Timeout)
+	case c.timeout == 0:
+		c.timeout = DefaultTimeout
+	}
+	if opts.APIURL != "" {
+		u, err := url.Parse(opts.APIURL)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("twilio: APIURL: %w", err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			return nil, fmt.Errorf("twilio: APIURL %q: scheme must be http or https", opts.APIURL)
+		case u.Host == "":
+			return nil, fmt.Errorf("twilio: APIURL %q: no host", opts.APIURL)
+		case u.User != nil:
+			return nil, fmt.Errorf("twilio: APIURL: must not carry user information")
+		case strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "":
+			return nil, fmt.Errorf("twilio: APIURL %q: only scheme and host are allowed, no path or query", opts.APIURL)
+		}
+		c.baseURL = &url.URL{Scheme: u.Scheme, Host: u.Host}
+	}
+	if c.transport == nil {
+		c.ownTransport = newDefaultTransport()
+		c.transport = c.ownTransport
+	}
+	return c, nil
+}
+
+// Close releases the idle connections of the transport New created. A transport passed in
+// Options.Transport is the caller's and is left alone. Sends may still be made afterwards; they
+// open new connections.
+func (c *Connector) Close() error {
+	if c.ownTransport != nil {
+		c.ownTransport.CloseIdleConnections()
+	}
+	return nil
+}
+
+// ValidateConfig reports every problem of a Twilio configuration; see ParseConfig. It never
+// fails.
+func (c *Connector) ValidateConfig(_ context.Context, config json.RawMessage) ([]connector.Violation, error) {
+	_, vs := ParseConfig(config)
+	return vs, nil
+}
+
+// Send renders the template for msg's usage type and locale and creates the message at Twilio.
+// msg.To must be E.164 and msg checked (connector.Message.Check); the server does both.
+//
+// Failures are *connector.Error: CONFIG_MISSING for an empty msg.Config, INVALID_CONFIG with
+// every violation, TEMPLATE_NOT_FOUND, MESSAGE_TOO_LONG (over 1600 UTF-16 code units, checked
+// before any request), and for Twilio's answers the reasons of the design's Twilio table, with
+// Provider "twilio", ProviderCode and MoreInfo. Nothing is retried.
+func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
+	if msg == nil {
+		return nil, connector.Errorf(connector.ReasonInvalidRequest, "no message to send")
+	}
+	raw := bytes.TrimSpace(msg.Config)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, connector.Errorf(connector.ReasonConfigMissing,
+			"the request carries no Twilio configuration and no default configuration was filled in")
+	}
+	cfg, vs := ParseConfig(raw)
+	if len(vs) > 0 {
+		return nil, invalidConfig(vs)
+	}
+	tpl, err := connector.SelectTemplate(cfg.Templates, msg.UsageType, msg.Payload.Locale)
+	if err != nil {
+		return nil, err
+	}
+	body := connector.Render(tpl.Content, msg.Payload)
+	if n := utf16Len(body); n > MaxBodyLength {
+		return nil, connector.Errorf(connector.ReasonMessageTooLong,
+			"the rendered %s message is %d characters (UTF-16 code units), over Twilio's limit of %d: shorten its template",
+			tpl.UsageType, n, MaxBodyLength)
+	}
+	segments, enc := connector.CountSegments(body)
+
+	params := &openapi.CreateMessageParams{}
+	params.SetTo(msg.To).SetBody(body)
+	if cfg.FromMessagingServiceSID != "" {
+		params.SetMessagingServiceSid(cfg.FromMessagingServiceSID)
+	} else {
+		params.SetFrom(cfg.From)
+	}
+	if cfg.ValidityPeriod > 0 {
+		params.SetValidityPeriod(cfg.ValidityPeriod)
+	}
+	if cfg.DisableRiskCheck {
+		params.SetRiskCheck("disable")
+	}
+
+	m, err := c.create(ctx, cfg, params)
+	if err != nil {
+		return nil, err
+	}
+	r := &connector.Receipt{
+		MessageID: *m.Sid,
+		Segments:  segments,
+		Encoding:  enc,
+		To:        msg.To,
+		Sender:    cfg.sender(),
+	}
+	if m.Status != nil {
+		r.Status = *m.Status
+	}
+	return r, nil
+}
+
+// create makes one attempt at creating the message, bounded by ctx and the attempt timeout.
+func (c *Connector) create(ctx context.Context, cfg *Config, params *openapi.CreateMessageParams) (*openapi.ApiV2010Message, error) {
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	rt := &attemptTransport{base: c.transport, ctx: actx, baseURL: c.baseURL}
+	defer rt.finish()
+
+	user, pass := cfg.credentials()
+	tc := &twclient.Client{
+		Credentials:         twclient.NewCredentials(user, pass),
+		HTTPClient:          &http.Client{Transport: rt, CheckRedirect: noRedirect},
+		UserAgentExtensions: c.userAgent,
+	}
+	tc.SetAccountSid(cfg.AccountSID)
+	// The request handler is built directly rather than with twilio.NewRestClientWithParams:
+	// that one builds ~60 API services per call and takes edge and region from the
+	// TWILIO_EDGE/TWILIO_REGION environment, where only the configuration's host may decide.
+	edge, region := cfg.edgeRegion()
+	api := openapi.NewApiService(&twclient.RequestHandler{Client: tc, Edge: edge, Region: region})
+
+	m, err := api.CreateMessage(params)
+	if err != nil {
+		return nil, c.classify(ctx, actx, rt, err)
+	}
+	if m == nil || m.Sid == nil || *m.Sid == "" {
+		status := rt.status()
+		return nil, &connector.Error{
+			Reason:   connector.ReasonProviderInvalidResponse,
+			Message:  fmt.Sprintf("Twilio answered HTTP %d without a message SID; the message may or may not have been created", status),
+			Provider: Provider,
+			Err:      fmt.Errorf("twilio: create message: HTTP %d response has no sid", status),
+		}
+	}
+	return m, nil
+}
+
+// invalidConfig returns the INVALID_CONFIG error for vs, its message naming the first problem.
+func invalidConfig(vs []connector.Violation) *connector.Error {
+	first := vs[0].Description
+	if vs[0].Field != "" {
+		first = vs[0].Field + " " + first
+	} else {
+		first = "the configuration " + first
+	}
+	msg := "invalid Twilio configuration: " + first
+	if len(vs) > 1 {
+		msg = fmt.Sprintf("invalid Twilio configuration, %d problems; first: %s", len(vs), first)
+	}
+	return &connector.Error{Reason: connector.ReasonInvalidConfig, Message: msg, Violations: vs}
+}

@@ -1,0 +1,207 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+
+	"github.com/sms-connector/sms-connector/connector"
+	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
+)
+
+// Log field names this package adds to go-grpc-middleware's (grpc.method, grpc.code, ...).
+const (
+	fieldConnectorID  = "connector.id"
+	fieldUsageType    = "sms.usage_type"
+	fieldTo           = "sms.to"
+	fieldErrorReason  = "error.reason"
+	fieldProvider     = "error.provider"
+	fieldProviderCode = "error.provider_code"
+	fieldErrorCause   = "error.cause"
+	fieldTimeMS       = "grpc.time_ms"
+)
+
+// msgStartedCall is the message go-grpc-middleware's logging interceptor logs a call's start
+// with; the adapter logs it at debug level.
+const msgStartedCall = "started call"
+
+// unaryInterceptors is the unary chain, outermost first: request fields into the context (the
+// logging interceptor reads them when the call starts), logging, then recovery, so a panic is
+// logged as the INTERNAL it is turned into.
+func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
+	return []grpc.UnaryServerInterceptor{
+		s.fieldsUnary,
+		logging.UnaryServerInterceptor(zapLogger(s.log), s.loggingOptions()...),
+		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
+	}
+}
+
+// streamInterceptors is the same chain for streaming RPCs (health Watch, reflection).
+func (s *Server) streamInterceptors() []grpc.StreamServerInterceptor {
+	return []grpc.StreamServerInterceptor{
+		s.fieldsStream,
+		logging.StreamServerInterceptor(zapLogger(s.log), s.loggingOptions()...),
+		recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
+	}
+}
+
+// loggingOptions: log start and finish only (never payloads: a request's config holds
+// credentials), the error reason on failure, the duration as a number of milliseconds.
+func (s *Server) loggingOptions() []logging.Option {
+	return []logging.Option{
+		logging.WithLogOnEvents(logging.StartCall, logging.FinishCall),
+		logging.WithErrorFields(errorFields),
+		logging.WithDurationField(func(d time.Duration) logging.Fields {
+			return logging.Fields{fieldTimeMS, float64(d.Microseconds()) / 1000}
+		}),
+	}
+}
+
+// errorFields extracts the safe facts of a failed call from its status: the ErrorInfo reason,
+// provider and provider code.
+func errorFields(err error) logging.Fields {
+	info := errorInfoOf(err)
+	if info == nil {
+		return nil
+	}
+	f := logging.Fields{fieldErrorReason, info.GetReason()}
+	if p := info.GetMetadata()[metaProvider]; p != "" {
+		f = append(f, fieldProvider, p)
+	}
+	if c := info.GetMetadata()[metaProviderCode]; c != "" {
+		f = append(f, fieldProviderCode, c)
+	}
+	return f
+}
+
+// quietKey marks the context of an RPC whose successful finish is logged at debug level.
+type quietKey struct{}
+
+// quietMethods are infrastructure RPCs that probes call every few seconds.
+var quietMethods = []string{"/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/", "/grpc.reflection.v1alpha.ServerReflection/"}
+
+// withRequestFields returns ctx carrying the log fields of one call, computed from its request
+// without ever copying a payload: the connector id, and for SendMessage the usage type and
+// the masked recipient.
+func (s *Server) withRequestFields(ctx context.Context, method string, req any) context.Context {
+	f := logging.Fields{fieldConnectorID, s.svc.connectorID}
+	if r, ok := req.(*smsv1.SendMessageRequest); ok {
+		u := string(usageFromProto(r.GetUsageType()))
+		if u == "" || !connector.UsageType(u).Valid() {
+			u = r.GetUsageType().String()
+		}
+		f = append(f, fieldUsageType, u, fieldTo, maskedRecipient(r.GetTo()))
+	}
+	ctx = logging.InjectFields(ctx, f)
+	for _, p := range quietMethods {
+		if strings.HasPrefix(method, p) {
+			return context.WithValue(ctx, quietKey{}, true)
+		}
+	}
+	return ctx
+}
+
+// maskedRecipient is the recipient as logs may show it: normalised and masked, "" when
+// absent, and "(invalid)" when it is not a phone number (the input might be anything).
+func maskedRecipient(to string) string {
+	if to == "" {
+		return ""
+	}
+	n, err := connector.NormalizePhone(to)
+	if err != nil {
+		return "(invalid)"
+	}
+	return connector.MaskPhone(n)
+}
+
+// fieldsUnary is the outermost unary interceptor; see withRequestFields.
+func (s *Server) fieldsUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return handler(s.withRequestFields(ctx, info.FullMethod, req), req)
+}
+
+// fieldsStream is the outermost stream interceptor; see withRequestFields.
+func (s *Server) fieldsStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	w := middleware.WrapServerStream(ss)
+	w.WrappedContext = s.withRequestFields(ss.Context(), info.FullMethod, nil)
+	return handler(srv, w)
+}
+
+// recovered turns a panic into INTERNAL (reason INTERNAL, generic message) and logs the panic
+// with its stack at error level; neither reaches the caller.
+func (s *Server) recovered(ctx context.Context, p any) error {
+	s.log.Error("panic in an RPC handler; the caller gets INTERNAL",
+		append(zapFields(logging.ExtractFields(ctx)),
+			zap.String("panic", fmt.Sprint(p)),
+			zap.Stack("stack"))...)
+	return Status(connector.Errorf(connector.ReasonInternal, msgInternal)).Err()
+}
+
+// zapLogger adapts zap to go-grpc-middleware's logging.Logger. The start of a call is logged at
+// debug level, the finish at the level the interceptor chose (info for success); a quiet
+// call's finish is demoted to debug unless it is a warning or worse.
+func zapLogger(l *zap.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		if msg == msgStartedCall || (lvl < logging.LevelWarn && ctx.Value(quietKey{}) != nil) {
+			lvl = logging.LevelDebug
+		}
+		if e := l.Check(zapLevel(lvl), msg); e != nil {
+			e.Write(zapFields(fields)...)
+		}
+	})
+}
+
+// zapLevel maps a logging.Level (slog's levels) to zap's.
+func zapLevel(l logging.Level) zapcore.Level {
+	switch {
+	case l < logging.LevelInfo:
+		return zapcore.DebugLevel
+	case l < logging.LevelWarn:
+		return zapcore.InfoLevel
+	case l < logging.LevelError:
+		return zapcore.WarnLevel
+	default:
+		return zapcore.ErrorLevel
+	}
+}
+
+// zapFields converts key-value pairs to zap fields.
+func zapFields(kv []any) []zap.Field {
+	out := make([]zap.Field, 0, len(kv)/2+3)
+	for i := 0; i+1 < len(kv); i += 2 {
+		k, ok := kv[i].(string)
+		if !ok {
+			k = fmt.Sprint(kv[i])
+		}
+		switch v := kv[i+1].(type) {
+		case string:
+			out = append(out, zap.String(k, v))
+		default:
+			out = append(out, zap.Any(k, v))
+		}
+	}
+	return out
+}
+
+// phoneLike matches what could be a phone number inside free text: 7 to 15 digits, optionally
+// after a "+" and separated by spaces, dashes, dots or parentheses.
+var phoneLike = regexp.MustCompile(`\+?\d(?:[\s\-.()]{0,2}\d){6,14}`)
+
+// redactPhones masks every phone-like number in s, for error causes written to the log: a
+// vendor's error text may quote the recipient ("The 'To' number +15005550001 is not valid").
+func redactPhones(s string) string {
+	return phoneLike.ReplaceAllStringFunc(s, connector.MaskPhone)
+}
+
+// causeField logs err's text with phone numbers masked.
+func causeField(err error) zap.Field {
+	return zap.String(fieldErrorCause, redactPhones(err.Error()))
+}

@@ -1,0 +1,278 @@
+// Package server serves any connector.SmsConnector as the gRPC service
+// connector.sms.v1.SmsConnector. It is the only package that knows both protobuf and the Go
+// contract: it converts requests and responses, validates requests before a connector sees
+// them, maps every connector.Error to a gRPC status with AIP-193 details (see Status), and adds
+// what every deployment needs once, for every connector: panic recovery, one log line per RPC,
+// grpc.health.v1 and server reflection, a receive size limit and graceful shutdown.
+//
+// # Logging
+//
+// Each RPC logs "started call" at debug level and "finished call" when it ends, at info level
+// (warn or error for server-side failures, as go-grpc-middleware's DefaultServerCodeToLevel
+// decides; health and reflection RPCs that succeed are demoted to debug). The finish line
+// carries:
+//
+//	grpc.service, grpc.method, grpc.method_type, grpc.component, protocol, peer.address,
+//	grpc.start_time, grpc.request.deadline (when set), grpc.code, grpc.time_ms,
+//	connector.id,
+//	sms.usage_type, sms.to (masked with connector.MaskPhone)   -- SendMessage only
+//	grpc.error (the status as the client sees it), error.reason,
+//	error.provider, error.provider_code                        -- failures only
+//
+// Request and response payloads are never logged: a request's config holds credentials. The
+// cause of a connector.Error (its Err) is logged at debug level as error.cause; an error that
+// is not a *connector.Error, and a recovered panic with its stack, at error level.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/sms-connector/sms-connector/connector"
+	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
+)
+
+// DefaultMaxRecvMsgSize is the largest request the server accepts unless Options say otherwise.
+// A verification SMS request is a few KiB even with a large config; anything far bigger is a
+// mistake or an attack, and gRPC refuses it with RESOURCE_EXHAUSTED before it is decoded.
+const DefaultMaxRecvMsgSize = 256 << 10
+
+// ServiceName is the full name of the served service, also its grpc.health.v1 service name.
+const ServiceName = "connector.sms.v1.SmsConnector"
+
+// Options configure New.
+type Options struct {
+	// Connector is the connector to serve. Required.
+	Connector connector.SmsConnector
+	// DefaultConfig is the connector configuration (a JSON object) used when a SendMessage
+	// request carries none. Nil means none: such a request fails with CONFIG_MISSING.
+	DefaultConfig json.RawMessage
+	// Logger receives one line per RPC and the details callers never see. Nil means no logging.
+	Logger *zap.Logger
+	// MaxRecvMsgSize is the largest request in bytes; 0 means DefaultMaxRecvMsgSize.
+	MaxRecvMsgSize int
+	// ServerOptions are added after the server's own options (for example TLS credentials).
+	ServerOptions []grpc.ServerOption
+}
+
+// Server is a gRPC server serving one connector, with health and reflection. Build it with
+// New, start it with Serve and stop it with Shutdown.
+type Server struct {
+	grpc   *grpc.Server
+	health *health.Server
+	log    *zap.Logger
+	svc    *service
+}
+
+// New builds the gRPC server for opts.Connector: the interceptor chain (request log fields,
+// logging, panic recovery), the SmsConnector service, grpc.health.v1 with the overall status
+// ("") and ServiceName SERVING, and server reflection. It asks the connector for its metadata
+// once, to learn its id and to fail now rather than at the first GetMetadata if the metadata
+// cannot be converted.
+func New(opts Options) (*Server, error) {
+	if opts.Connector == nil {
+		return nil, errors.New("server: Options.Connector is required")
+	}
+	if len(opts.DefaultConfig) == 0 {
+		opts.DefaultConfig = nil
+	} else if err := checkJSONObject(opts.DefaultConfig); err != nil {
+		return nil, fmt.Errorf("server: Options.DefaultConfig: %w", err)
+	}
+	if opts.MaxRecvMsgSize < 0 {
+		return nil, fmt.Errorf("server: Options.MaxRecvMsgSize is negative (%d)", opts.MaxRecvMsgSize)
+	}
+	if opts.MaxRecvMsgSize == 0 {
+		opts.MaxRecvMsgSize = DefaultMaxRecvMsgSize
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+
+	md, err := opts.Connector.Metadata(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("server: connector metadata: %w", err)
+	}
+	if md == nil {
+		return nil, errors.New("server: connector metadata is nil")
+	}
+	if _, err := metadataToProto(md); err != nil {
+		return nil, fmt.Errorf("server: connector %s metadata: %w", md.ID, err)
+	}
+
+	s := &Server{
+		health: health.NewServer(),
+		log:    log,
+		svc: &service{
+			conn:          opts.Connector,
+			defaultConfig: opts.DefaultConfig,
+			connectorID:   md.ID,
+			log:           log,
+		},
+	}
+	sopts := append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptors()...),
+		grpc.ChainStreamInterceptor(s.streamInterceptors()...),
+	}, opts.ServerOptions...)
+	s.grpc = grpc.NewServer(sopts...)
+
+	smsv1.RegisterSmsConnectorServer(s.grpc, s.svc)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
+	reflection.Register(s.grpc)
+	return s, nil
+}
+
+// checkJSONObject reports whether b is a JSON object, the only shape a config can have.
+func checkJSONObject(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("not a JSON object: %w", err)
+	}
+	if m == nil {
+		return errors.New("not a JSON object: null")
+	}
+	return nil
+}
+
+// GRPCServer returns the underlying gRPC server, to register more services before Serve.
+func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
+
+// Health returns the grpc.health.v1 server, so callers can set more statuses (plugin mode
+// serves "plugin").
+func (s *Server) Health() *health.Server { return s.health }
+
+// Serve accepts connections on l until Shutdown; it returns nil after Shutdown, once every
+// in-flight RPC has finished, and an error if l fails.
+func (s *Server) Serve(l net.Listener) error { return s.grpc.Serve(l) }
+
+// Shutdown stops the server gracefully: health turns NOT_SERVING (so load balancers and hosts
+// stop sending), listeners close, and in-flight RPCs finish before it returns. If ctx ends
+// first, the remaining RPCs are cancelled (Stop) and Shutdown returns once they are gone.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("shutdown deadline passed: cancelling the RPCs still running", zap.Error(ctx.Err()))
+		s.grpc.Stop()
+		<-done
+	}
+}
+
+// Listen opens the listener for addr: "host:port" for TCP, or "unix:///path/to.sock" (also
+// "unix:path") for a unix socket. A unix socket is created with mode 0600, so only the same
+// user can connect (put it in a directory only that user can reach, too); a stale socket
+// file left by a crashed server is removed first, but a live socket or any other file at the
+// path is an error.
+func Listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		return listenUnix(path)
+	}
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return listenUnix(path)
+	}
+	if addr == "" {
+		return nil, errors.New("listen: empty address")
+	}
+	return net.Listen("tcp", addr)
+}
+
+// listenUnix creates the socket under a private temporary name, makes it 0600 and only then
+// renames it into place, so there is no moment when another user could connect to it.
+func listenUnix(path string) (net.Listener, error) {
+	if path == "" {
+		return nil, errors.New("listen: empty unix socket path")
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".sock") // mode 0700
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, "s")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	l.SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return &unixListener{UnixListener: l, addr: &net.UnixAddr{Name: path, Net: "unix"}, file: fi}, nil
+}
+
+// removeStaleSocket removes a socket file at path that nobody listens on any more.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("listen on %s: the path exists and is not a socket; refusing to replace it", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("listen on %s: another server is listening on this socket", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("listen on %s: remove stale socket: %w", path, err)
+	}
+	return nil
+}
+
+// unixListener reports the socket's final path as its address and removes the socket file on
+// Close, if it is still the one it created.
+type unixListener struct {
+	*net.UnixListener
+	addr *net.UnixAddr
+	file fs.FileInfo
+}
+
+// Addr returns the socket's path.
+func (l *unixListener) Addr() net.Addr { return l.addr }
+
+// Close closes the listener and removes its socket file.
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	if fi, serr := os.Lstat(l.addr.Name); serr == nil && os.SameFile(fi, l.file) {
+		os.Remove(l.addr.Name)
+	}
+	return err
+}

@@ -1,0 +1,123 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"go.uber.org/zap"
+
+	"github.com/sms-connector/sms-connector/connector"
+	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
+)
+
+// service implements smsv1.SmsConnectorServer on top of a connector.SmsConnector.
+type service struct {
+	smsv1.UnimplementedSmsConnectorServer
+
+	conn          connector.SmsConnector
+	defaultConfig json.RawMessage
+	connectorID   string
+	log           *zap.Logger
+}
+
+// SendMessage validates the request, resolves the config, sends through the connector and
+// converts its receipt.
+func (s *service) SendMessage(ctx context.Context, req *smsv1.SendMessageRequest) (*smsv1.SendMessageResponse, error) {
+	msg, err := messageFromRequest(req)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	cfg, err := structToJSON(req.GetConfig())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if cfg == nil {
+		cfg = s.defaultConfig
+	}
+	if cfg == nil {
+		return nil, s.fail(ctx, connector.Errorf(connector.ReasonConfigMissing,
+			"the request carries no config and the server has no default config"))
+	}
+	msg.Config = cfg
+
+	r, err := s.conn.Send(ctx, msg)
+	if err != nil {
+		var ce *connector.Error
+		if errors.As(err, &ce) && ce.Reason == connector.ReasonInvalidConfig && len(ce.Violations) > 0 {
+			err = configViolations(ce)
+		}
+		return nil, s.fail(ctx, err)
+	}
+	if r == nil {
+		return nil, s.fail(ctx, errors.New("connector returned neither a receipt nor an error"))
+	}
+	resp := receiptToResponse(r, s.connectorID)
+	if resp.To == "" {
+		resp.To = msg.To
+	}
+	return resp, nil
+}
+
+// ValidateConfig checks a config through the connector; an invalid config is a successful call.
+func (s *service) ValidateConfig(ctx context.Context, req *smsv1.ValidateConfigRequest) (*smsv1.ValidateConfigResponse, error) {
+	if req.GetConfig() == nil {
+		return nil, s.fail(ctx, &connector.Error{
+			Reason:     connector.ReasonInvalidRequest,
+			Message:    "config is required: the connector configuration as a JSON object",
+			Violations: []connector.Violation{{Field: "config", Description: "is required"}},
+		})
+	}
+	cfg, err := json.Marshal(req.GetConfig().AsMap())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	vs, err := s.conn.ValidateConfig(ctx, cfg)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &smsv1.ValidateConfigResponse{Valid: len(vs) == 0, Violations: violationsToProto(vs)}, nil
+}
+
+// GetMetadata converts the connector's metadata.
+func (s *service) GetMetadata(ctx context.Context, _ *smsv1.GetMetadataRequest) (*smsv1.GetMetadataResponse, error) {
+	md, err := s.conn.Metadata(ctx)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if md == nil {
+		return nil, s.fail(ctx, errors.New("connector returned nil metadata"))
+	}
+	resp, err := metadataToProto(md)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return resp, nil
+}
+
+// fail logs what the caller will not see and returns err as the status the caller gets. The
+// cause of a connector.Error goes to debug level (it may name hosts, but never a secret); an
+// error that is not a connector.Error is a connector bug, logged at error level, and the
+// caller only learns "internal error".
+func (s *service) fail(ctx context.Context, err error) error {
+	var ce *connector.Error
+	switch {
+	case errors.As(err, &ce):
+		if ce.Err != nil {
+			if e := s.log.Check(zap.DebugLevel, "connector error cause"); e != nil {
+				e.Write(append(zapFields(logging.ExtractFields(ctx)),
+					zap.String(fieldErrorReason, string(ce.Reason)),
+					causeField(ce.Err))...)
+			}
+		}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		if e := s.log.Check(zap.DebugLevel, "connector stopped by the RPC's context"); e != nil {
+			e.Write(append(zapFields(logging.ExtractFields(ctx)), causeField(err))...)
+		}
+	default:
+		s.log.Error("connector failed with an untyped error; the caller gets INTERNAL",
+			append(zapFields(logging.ExtractFields(ctx)), causeField(err))...)
+	}
+	return Status(err).Err()
+}
