@@ -1,0 +1,235 @@
+package connectortest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sms-connector/sms-connector/connector"
+)
+
+// recipient is the E.164 number the suite sends to, unless a rule needs several. It is not one
+// of Twilio's magic test numbers, so an emulator accepts it.
+const recipient = "+14155550123"
+
+// code is the verification code the suite sends, unless a rule needs another.
+const code = "123456"
+
+// tpl is a template, shorter to write in tables.
+func tpl(usage connector.UsageType, content string) connector.Template {
+	return connector.Template{UsageType: usage, Content: content}
+}
+
+// tplLocale is a template written for locale.
+func tplLocale(usage connector.UsageType, locale, content string) connector.Template {
+	return connector.Template{UsageType: usage, Content: content, Locale: locale}
+}
+
+// message is a message for usage with the suite's recipient and code and cfg.
+func message(cfg []byte, usage connector.UsageType) *connector.Message {
+	return &connector.Message{
+		To:        recipient,
+		UsageType: usage,
+		Payload:   connector.Payload{Code: code},
+		Config:    cfg,
+	}
+}
+
+// sendResult is what one Send returned, or the value it panicked with.
+type sendResult struct {
+	r        *connector.Receipt
+	err      error
+	panicked any
+}
+
+// safeSend calls c.Send and turns a panic into a value, so that a panicking connector fails
+// one rule with a message instead of the whole test binary. It may run on any goroutine.
+func safeSend(ctx context.Context, c connector.SmsConnector, m *connector.Message) (res sendResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = sendResult{panicked: p}
+		}
+	}()
+	r, err := c.Send(ctx, m)
+	return sendResult{r: r, err: err}
+}
+
+// send calls Send on the test's goroutine; a panic fails the test.
+func (e *env) send(t *testing.T, ctx context.Context, m *connector.Message) (*connector.Receipt, error) {
+	t.Helper()
+	res := safeSend(ctx, e.c, m)
+	if res.panicked != nil {
+		t.Fatalf("conformance: Send must not panic, it panicked with: %v", res.panicked)
+	}
+	return res.r, res.err
+}
+
+// validate calls ValidateConfig; a panic fails the test.
+func (e *env) validate(t *testing.T, cfg []byte) (vs []connector.Violation, err error) {
+	t.Helper()
+	defer func() {
+		if p := recover(); p != nil {
+			t.Fatalf("conformance: ValidateConfig must not panic, it panicked on %s with: %v", show(cfg), p)
+		}
+	}()
+	return e.c.ValidateConfig(t.Context(), cfg)
+}
+
+// deliveredSince returns what the connector delivered after the first mark deliveries.
+func (e *env) deliveredSince(t *testing.T, mark int) []Delivery {
+	t.Helper()
+	all := e.h.Delivered(t)
+	if len(all) < mark {
+		t.Fatalf("conformance: Harness.Delivered shrank from %d to %d messages; it must only grow", mark, len(all))
+	}
+	return all[mark:]
+}
+
+// sendOK sends m, which rule says must succeed and deliver exactly one message, and returns
+// the receipt and the delivery. It fails the test otherwise.
+func (e *env) sendOK(t *testing.T, rule string, m *connector.Message) (*connector.Receipt, Delivery) {
+	t.Helper()
+	mark := len(e.h.Delivered(t))
+	r, err := e.send(t, t.Context(), m)
+	if err != nil {
+		t.Fatalf("conformance: %s must succeed, got %s", rule, describe(err))
+	}
+	if r == nil {
+		t.Fatalf("conformance: %s must return a receipt, got a nil *connector.Receipt and no error", rule)
+	}
+	got := e.deliveredSince(t, mark)
+	if len(got) != 1 {
+		t.Fatalf("conformance: %s must deliver exactly one message, delivered %d", rule, len(got))
+	}
+	return r, got[0]
+}
+
+// expectBody sends m, which rule says must deliver exactly want.
+func (e *env) expectBody(t *testing.T, rule string, m *connector.Message, want string) {
+	t.Helper()
+	_, d := e.sendOK(t, rule, m)
+	if d.Body != want {
+		t.Errorf("conformance: %s must deliver the body %q, delivered %q", rule, want, d.Body)
+	}
+}
+
+// expectFailure sends m with ctx, which rule says must fail with reason want and deliver
+// nothing, and returns the error.
+func (e *env) expectFailure(t *testing.T, ctx context.Context, rule string, m *connector.Message, want connector.Reason) *connector.Error {
+	t.Helper()
+	mark := len(e.h.Delivered(t))
+	r, err := e.send(t, ctx, m)
+	ce := checkReason(t, rule, r, err, want)
+	if n := len(e.deliveredSince(t, mark)); n > 0 {
+		t.Errorf("conformance: %s must deliver nothing, delivered %d message(s)", rule, n)
+	}
+	return ce
+}
+
+// checkReason checks that a Send that rule says must fail with reason want did, and returns
+// its *connector.Error. It fails the test otherwise.
+func checkReason(t *testing.T, rule string, r *connector.Receipt, err error, want connector.Reason) *connector.Error {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("conformance: %s must fail with reason %s, got success (receipt %+v)", rule, want, r)
+	}
+	var ce *connector.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("conformance: %s must fail with a *connector.Error of reason %s, got a %T that is not a *connector.Error: %v",
+			rule, want, err, err)
+	}
+	if ce.Reason != want {
+		t.Fatalf("conformance: %s must fail with reason %s, got reason %s: %v", rule, want, ce.Reason, err)
+	}
+	if strings.TrimSpace(ce.Message) == "" {
+		t.Errorf("conformance: %s: the *connector.Error of reason %s must have a Message an operator can act on, it is empty", rule, want)
+	}
+	return ce
+}
+
+// describe says what an unexpected error is, naming its reason when it has one.
+func describe(err error) string {
+	var ce *connector.Error
+	if errors.As(err, &ce) {
+		return fmt.Sprintf("reason %s: %v", ce.Reason, err)
+	}
+	return fmt.Sprintf("a %T that is not a *connector.Error: %v", err, err)
+}
+
+// fields returns the field paths of vs.
+func fields(vs []connector.Violation) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Field
+	}
+	return out
+}
+
+// hasField reports whether some violation of vs is about field.
+func hasField(vs []connector.Violation, field string) bool {
+	for _, v := range vs {
+		if v.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
+// checkDescriptions fails the test for every violation without a description.
+func checkDescriptions(t *testing.T, cfg []byte, vs []connector.Violation) {
+	t.Helper()
+	for _, v := range vs {
+		if strings.TrimSpace(v.Description) == "" {
+			t.Errorf("conformance: every violation must have a Description an operator can act on; the violation of field %q for %s has none",
+				v.Field, show(cfg))
+		}
+	}
+}
+
+// show renders a configuration for a failure message, cut short when long.
+func show(cfg []byte) string {
+	const maxLen = 80
+	if cfg == nil {
+		return "a nil config"
+	}
+	s := string(cfg)
+	if len(s) > maxLen {
+		s = s[:maxLen] + "..."
+	}
+	return fmt.Sprintf("the config %q", s)
+}
+
+// awaitStalled waits for the result of a Send that was blocked in the vendor when its context
+// ended. A connector that ignores its context would block until the stall is released, so a
+// hang is turned into a clear failure once three quarters of the time left before the test's
+// -timeout has passed (there is no limit without one). This bounds a hang; it asserts nothing
+// about how fast a conforming connector returns.
+func awaitStalled(t *testing.T, done <-chan sendResult, release func(), rule string) sendResult {
+	t.Helper()
+	dl, ok := t.Deadline()
+	if !ok {
+		return <-done
+	}
+	timer := time.NewTimer(time.Until(dl) * 3 / 4)
+	defer timer.Stop()
+	select {
+	case res := <-done:
+		return res
+	case <-timer.C:
+	}
+	release()
+	// Give the Send a chance to return now that the vendor answers, so that it does not
+	// outlive the test; a connector that hangs even then is left behind.
+	grace := time.NewTimer(time.Until(dl) / 2)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+	}
+	t.Fatalf("conformance: %s, but it was still blocked in the vendor long after its context ended "+
+		"(the test was about to reach its -timeout); Send must return as soon as its context is cancelled or its deadline passes", rule)
+	return sendResult{}
+}

@@ -1,0 +1,244 @@
+// Package console is the development SMS connector: instead of sending an SMS it writes each
+// rendered message as one JSON line to an io.Writer (standard error by default). It is the
+// contract's in-memory reference driver, as mempubsub is for the Go CDK's pubsub: a platform
+// can be developed and tested against it without any vendor account, and it passes the same
+// conformance suite (package connectortest) as the Twilio connector.
+//
+// Its configuration is Logto's template list (see Config), validated with the Twilio
+// connector's template rules and its 1600-character body limit, so that what works here works
+// on Twilio. Template selection and rendering, and segment counting, come from package
+// connector.
+//
+// Each line is an Entry:
+//
+//	{"time":"2025-01-02T03:04:05.123456789Z","id":"console-3f9a...","to":"+14155550123","usageType":"SignIn","locale":"fr","body":"Votre code : 123456","segments":1,"encoding":"GSM-7"}
+//
+// The lines carry verification codes: they are for development, not for production logs.
+package console
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/sms-connector/sms-connector/connector"
+)
+
+// ID is the connector id. Platforms key stored configurations by it, so it never changes.
+const ID = "console-sms"
+
+// Version is the connector's own version, reported by Metadata.
+const Version = "0.1.0"
+
+// Provider is the name the connector's errors carry in connector.Error.Provider.
+const Provider = "console"
+
+// Status is the receipt status of a message: it was written, and that is all that happens.
+const Status = "written"
+
+// Entry is one line the connector writes: a message as it would have been sent.
+type Entry struct {
+	// Time is when the message was written, in UTC.
+	Time time.Time `json:"time"`
+	// ID is the message id, "console-" and 32 random hex digits; the receipt's MessageID.
+	ID string `json:"id"`
+	// To is the E.164 recipient.
+	To string `json:"to"`
+	// Sender is the configuration's senderName, if any.
+	Sender string `json:"sender,omitempty"`
+	// UsageType is the message's usage type.
+	UsageType connector.UsageType `json:"usageType"`
+	// Locale is the payload's locale, empty when none was given.
+	Locale string `json:"locale"`
+	// Body is the rendered message.
+	Body string `json:"body"`
+	// Segments is how many SMS segments the body would take.
+	Segments int `json:"segments"`
+	// Encoding is the character set the body would be sent in.
+	Encoding connector.Encoding `json:"encoding"`
+}
+
+// Options configure a Connector. They belong to the operator: where messages are written is
+// deliberately not part of the per-request configuration, which a platform sends and which
+// must never choose a path on the server.
+type Options struct {
+	// Writer receives one JSON line per message; nil means os.Stderr. Each line is written
+	// with a single Write call, one at a time. To write to a file, pass the one OpenFile opens.
+	Writer io.Writer
+}
+
+// Connector writes messages as JSON lines. It is safe for concurrent use: lines never
+// interleave.
+type Connector struct {
+	w io.Writer
+	// lock serialises writes. It is a one-slot channel rather than a sync.Mutex so that a Send
+	// waiting behind a slow writer can give up when its context ends.
+	lock chan struct{}
+}
+
+var _ connector.SmsConnector = (*Connector)(nil)
+
+// New returns a Connector writing to opts.Writer.
+func New(opts Options) *Connector {
+	w := opts.Writer
+	if w == nil {
+		w = os.Stderr
+	}
+	return &Connector{w: w, lock: make(chan struct{}, 1)}
+}
+
+// OpenFile opens path for appending JSON lines, creating it with mode 0600 if it does not
+// exist (the lines carry verification codes), for use as Options.Writer. The caller closes it.
+// Appending keeps each line whole even when several processes share the file.
+func OpenFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	return f, nil
+}
+
+// ValidateConfig reports every problem of a console configuration; see ParseConfig. It never
+// fails.
+func (c *Connector) ValidateConfig(_ context.Context, config json.RawMessage) ([]connector.Violation, error) {
+	_, vs := ParseConfig(config)
+	return vs, nil
+}
+
+// Send renders the template for msg's usage type and locale and writes it as one Entry line.
+//
+// Failures are *connector.Error: CANCELLED or PROVIDER_TIMEOUT when ctx ends before the line
+// is written (then nothing is written), CONFIG_MISSING for an empty msg.Config (the server
+// fills in its default configuration before calling Send), INVALID_CONFIG with every
+// violation, TEMPLATE_NOT_FOUND, MESSAGE_TOO_LONG over MaxBodyLength, and PROVIDER_UNAVAILABLE
+// (nothing written) or PROVIDER_OUTCOME_UNKNOWN (part of the line written) when the writer
+// fails. A Write that blocks cannot be interrupted; a Send waiting for it gives up when its
+// context ends.
+func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
+	if msg == nil {
+		return nil, connector.Errorf(connector.ReasonInvalidRequest, "no message to send")
+	}
+	if err := contextError(ctx); err != nil {
+		return nil, err
+	}
+	raw := bytes.TrimSpace(msg.Config)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, connector.Errorf(connector.ReasonConfigMissing,
+			"the request carries no console configuration and no default configuration was filled in")
+	}
+	cfg, vs := ParseConfig(raw)
+	if len(vs) > 0 {
+		return nil, invalidConfig(vs)
+	}
+	tpl, err := connector.SelectTemplate(cfg.Templates, msg.UsageType, msg.Payload.Locale)
+	if err != nil {
+		return nil, err
+	}
+	body := connector.Render(tpl.Content, msg.Payload)
+	if n := utf16Len(body); n > MaxBodyLength {
+		return nil, connector.Errorf(connector.ReasonMessageTooLong,
+			"the rendered %s message is %d characters (UTF-16 code units), over the limit of %d: shorten its template",
+			tpl.UsageType, n, MaxBodyLength)
+	}
+	segments, enc := connector.CountSegments(body)
+	e := Entry{
+		ID:        newID(),
+		To:        msg.To,
+		Sender:    cfg.SenderName,
+		UsageType: msg.UsageType,
+		Locale:    msg.Payload.Locale,
+		Body:      body,
+		Segments:  segments,
+		Encoding:  enc,
+	}
+	if err := c.write(ctx, &e); err != nil {
+		return nil, err
+	}
+	return &connector.Receipt{
+		MessageID: e.ID,
+		Status:    Status,
+		Segments:  segments,
+		Encoding:  enc,
+		To:        msg.To,
+		Sender:    cfg.SenderName,
+	}, nil
+}
+
+// write writes e as one line, holding the lock, unless ctx ends first.
+func (c *Connector) write(ctx context.Context, e *Entry) error {
+	select {
+	case c.lock <- struct{}{}:
+	case <-ctx.Done():
+		return contextError(ctx)
+	}
+	defer func() { <-c.lock }()
+	// Both cases of the select may have been ready; a context that ended wins.
+	if err := contextError(ctx); err != nil {
+		return err
+	}
+	e.Time = time.Now().UTC()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep <, > and & readable in bodies
+	if err := enc.Encode(e); err != nil {
+		return &connector.Error{Reason: connector.ReasonInternal, Message: "could not encode the message", Provider: Provider, Err: err}
+	}
+	n, err := c.w.Write(buf.Bytes())
+	if err == nil && n < buf.Len() {
+		err = io.ErrShortWrite
+	}
+	switch {
+	case err == nil:
+		return nil
+	case n == 0:
+		return &connector.Error{Reason: connector.ReasonProviderUnavailable, Provider: Provider,
+			Message: "could not write the message to the console connector's output; nothing was written", Err: err}
+	default:
+		return &connector.Error{Reason: connector.ReasonProviderOutcomeUnknown, Provider: Provider,
+			Message: fmt.Sprintf("writing the message to the console connector's output failed after %d of %d bytes", n, buf.Len()), Err: err}
+	}
+}
+
+// contextError returns the *connector.Error for a context that has ended, or nil: CANCELLED
+// when it was cancelled, PROVIDER_TIMEOUT when its deadline passed.
+func contextError(ctx context.Context) error {
+	switch err := ctx.Err(); {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return &connector.Error{Reason: connector.ReasonProviderTimeout, Provider: Provider,
+			Message: "the request's deadline passed before the message was written; nothing was written", Err: err}
+	default:
+		return &connector.Error{Reason: connector.ReasonCancelled, Provider: Provider,
+			Message: "the request was cancelled before the message was written; nothing was written", Err: err}
+	}
+}
+
+// invalidConfig returns the INVALID_CONFIG error for vs, its message naming the first problem.
+func invalidConfig(vs []connector.Violation) *connector.Error {
+	first := vs[0].Description
+	if vs[0].Field != "" {
+		first = vs[0].Field + " " + first
+	} else {
+		first = "the configuration " + first
+	}
+	msg := "invalid console configuration: " + first
+	if len(vs) > 1 {
+		msg = fmt.Sprintf("invalid console configuration, %d problems; first: %s", len(vs), first)
+	}
+	return &connector.Error{Reason: connector.ReasonInvalidConfig, Message: msg, Violations: vs}
+}
+
+// newID returns "console-" followed by 32 random lowercase hex digits.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return "console-" + hex.EncodeToString(b[:])
+}
