@@ -5,21 +5,36 @@ TOOL    := $(GO) tool -modfile=tools/go.mod
 BIN     := bin/sms-connector
 LISTEN  ?= 127.0.0.1:50051
 
-.PHONY: all build run test lint generate check-generated fmt tools clean
+.PHONY: all build run test lint generate check-generated tools clean node-deps test-node fuzz
 
 all: lint test
 
-## build: compile the service to bin/sms-connector
+## build: compile the service to bin/sms-connector and the black-box checker to bin/sms-conformance
 build:
 	$(GO) build -o $(BIN) ./cmd/sms-connector
+	$(GO) build -o bin/sms-conformance ./cmd/sms-conformance
 
 ## run: build and start in sandbox mode (built-in Twilio emulator, nothing really sent)
 run: build
 	./$(BIN) --sandbox --listen $(LISTEN)
 
-## test: unit, emulator-backed and end-to-end tests (real gRPC, real grpcurl), with the race detector
+## test: unit, emulator-backed and end-to-end tests (real gRPC, real grpcurl), with the race detector,
+## then the Node.js host test
 test:
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory test-node
+
+## node-deps: install clients/node's pinned packages (npm ci), again only when its lock changes;
+## no package there needs an install script
+NODE_DEPS := clients/node/node_modules/.npm-ci-stamp
+node-deps: $(NODE_DEPS)
+$(NODE_DEPS): clients/node/package.json clients/node/package-lock.json
+	cd clients/node && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+## test-node: the Node.js host (clients/node) runs bin/sms-connector in plugin mode and calls every RPC
+test-node: build $(NODE_DEPS)
+	cd clients/node && SMS_CONNECTOR_BIN=$(CURDIR)/$(BIN) node --test --test-reporter=tap test/*.test.js
 
 ## lint: buf lint, gofmt, go vet, staticcheck
 lint:
@@ -43,3 +58,21 @@ tools:
 
 clean:
 	rm -rf bin
+
+## fuzz: run every fuzz target for FUZZ_TIME (CI: 10s each); seed corpora live in testdata/fuzz
+FUZZ_TIME      ?= 10s
+FUZZ_CONNECTOR := FuzzNormalizePhone FuzzCountSegments FuzzRender FuzzSelectTemplate
+fuzz:
+	for t in $(FUZZ_CONNECTOR); do $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZ_TIME) -fuzzminimizetime 2s ./connector || exit 1; done
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZ_TIME) -fuzzminimizetime 2s ./connector/twilio
+
+## bench: the Go benchmarks of the three paths (bench/), then cmd/sms-load against bin/sms-connector,
+## which prints the markdown report of BENCHMARKS.md. BENCH_DURATION: measured time per load cell;
+## BENCH_TIME: go test -benchtime; BENCH_FLAGS: more sms-load flags (e.g. -out report.md)
+BENCH_TIME     ?= 1s
+BENCH_DURATION ?= 3s
+BENCH_FLAGS    ?=
+.PHONY: bench
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./bench/
+	$(GO) run ./cmd/sms-load -binary $(BIN) -duration $(BENCH_DURATION) $(BENCH_FLAGS)

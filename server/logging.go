@@ -16,6 +16,7 @@ import (
 
 	"github.com/sms-connector/sms-connector/connector"
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
+	"github.com/sms-connector/sms-connector/internal/protoconv"
 )
 
 // Log field names this package adds to go-grpc-middleware's (grpc.method, grpc.code, ...).
@@ -69,7 +70,7 @@ func (s *Server) loggingOptions() []logging.Option {
 // errorFields extracts the safe facts of a failed call from its status: the ErrorInfo reason,
 // provider and provider code.
 func errorFields(err error) logging.Fields {
-	info := errorInfoOf(err)
+	info := protoconv.ErrorInfoOf(err)
 	if info == nil {
 		return nil
 	}
@@ -95,7 +96,7 @@ var quietMethods = []string{"/grpc.health.v1.Health/", "/grpc.reflection.v1.Serv
 func (s *Server) withRequestFields(ctx context.Context, method string, req any) context.Context {
 	f := logging.Fields{fieldConnectorID, s.svc.connectorID}
 	if r, ok := req.(*smsv1.SendMessageRequest); ok {
-		u := string(usageFromProto(r.GetUsageType()))
+		u := string(protoconv.UsageFromProto(r.GetUsageType()))
 		if u == "" || !connector.UsageType(u).Valid() {
 			u = r.GetUsageType().String()
 		}

@@ -1,7 +1,8 @@
 // Package server serves any connector.SmsConnector as the gRPC service
-// connector.sms.v1.SmsConnector. It is the only package that knows both protobuf and the Go
-// contract: it converts requests and responses, validates requests before a connector sees
-// them, maps every connector.Error to a gRPC status with AIP-193 details (see Status), and adds
+// connector.sms.v1.SmsConnector. It converts requests and responses, validates requests before
+// a connector sees them, maps every connector.Error to a gRPC status with AIP-193 details (see
+// Status) — with the conversions of internal/protoconv, which the Go client in package
+// smsplugin shares for the way back — and adds
 // what every deployment needs once, for every connector: panic recovery, one log line per RPC,
 // grpc.health.v1 and server reflection, a receive size limit and graceful shutdown.
 //
@@ -44,6 +45,7 @@ import (
 
 	"github.com/sms-connector/sms-connector/connector"
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
+	"github.com/sms-connector/sms-connector/internal/protoconv"
 )
 
 // DefaultMaxRecvMsgSize is the largest request the server accepts unless Options say otherwise.
@@ -84,46 +86,17 @@ type Server struct {
 // once, to learn its id and to fail now rather than at the first GetMetadata if the metadata
 // cannot be converted.
 func New(opts Options) (*Server, error) {
-	if opts.Connector == nil {
-		return nil, errors.New("server: Options.Connector is required")
-	}
-	if len(opts.DefaultConfig) == 0 {
-		opts.DefaultConfig = nil
-	} else if err := checkJSONObject(opts.DefaultConfig); err != nil {
-		return nil, fmt.Errorf("server: Options.DefaultConfig: %w", err)
-	}
 	if opts.MaxRecvMsgSize < 0 {
 		return nil, fmt.Errorf("server: Options.MaxRecvMsgSize is negative (%d)", opts.MaxRecvMsgSize)
 	}
 	if opts.MaxRecvMsgSize == 0 {
 		opts.MaxRecvMsgSize = DefaultMaxRecvMsgSize
 	}
-	log := opts.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-
-	md, err := opts.Connector.Metadata(context.Background())
+	svc, err := newService(opts)
 	if err != nil {
-		return nil, fmt.Errorf("server: connector metadata: %w", err)
+		return nil, err
 	}
-	if md == nil {
-		return nil, errors.New("server: connector metadata is nil")
-	}
-	if _, err := metadataToProto(md); err != nil {
-		return nil, fmt.Errorf("server: connector %s metadata: %w", md.ID, err)
-	}
-
-	s := &Server{
-		health: health.NewServer(),
-		log:    log,
-		svc: &service{
-			conn:          opts.Connector,
-			defaultConfig: opts.DefaultConfig,
-			connectorID:   md.ID,
-			log:           log,
-		},
-	}
+	s := &Server{health: health.NewServer(), log: svc.log, svc: svc}
 	sopts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptors()...),
@@ -137,6 +110,57 @@ func New(opts Options) (*Server, error) {
 	s.health.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(s.grpc)
 	return s, nil
+}
+
+// Register registers the SmsConnector service alone, for opts.Connector, on reg: a gRPC server
+// built elsewhere. It exists for go-plugin's own plugin.Serve, which builds its grpc.Server
+// itself and registers health and reflection on it (package smsplugin's GRPCPlugin calls
+// Register from its GRPCServer method). Requests are validated, the default config applies
+// and every error follows the error model, as with New; but New's interceptors (the per-RPC
+// log lines, panic recovery) and its receive size limit are the other server's business, so
+// Options.MaxRecvMsgSize and Options.ServerOptions are ignored, and opts.Logger only receives
+// the causes of failed calls. New is the complete server; prefer it.
+func Register(reg grpc.ServiceRegistrar, opts Options) error {
+	svc, err := newService(opts)
+	if err != nil {
+		return err
+	}
+	smsv1.RegisterSmsConnectorServer(reg, svc)
+	return nil
+}
+
+// newService checks the options New and Register share and builds the service. It asks the
+// connector for its metadata once, to learn its id and to fail now rather than at the first
+// GetMetadata if the metadata cannot be converted.
+func newService(opts Options) (*service, error) {
+	if opts.Connector == nil {
+		return nil, errors.New("server: Options.Connector is required")
+	}
+	if len(opts.DefaultConfig) == 0 {
+		opts.DefaultConfig = nil
+	} else if err := checkJSONObject(opts.DefaultConfig); err != nil {
+		return nil, fmt.Errorf("server: Options.DefaultConfig: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	md, err := opts.Connector.Metadata(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("server: connector metadata: %w", err)
+	}
+	if md == nil {
+		return nil, errors.New("server: connector metadata is nil")
+	}
+	if _, err := protoconv.MetadataToProto(md); err != nil {
+		return nil, fmt.Errorf("server: connector %s metadata: %w", md.ID, err)
+	}
+	return &service{
+		conn:          opts.Connector,
+		defaultConfig: opts.DefaultConfig,
+		connectorID:   md.ID,
+		log:           log,
+	}, nil
 }
 
 // checkJSONObject reports whether b is a JSON object, the only shape a config can have.

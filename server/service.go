@@ -10,6 +10,7 @@ import (
 
 	"github.com/sms-connector/sms-connector/connector"
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
+	"github.com/sms-connector/sms-connector/internal/protoconv"
 )
 
 // service implements smsv1.SmsConnectorServer on top of a connector.SmsConnector.
@@ -25,11 +26,11 @@ type service struct {
 // SendMessage validates the request, resolves the config, sends through the connector and
 // converts its receipt.
 func (s *service) SendMessage(ctx context.Context, req *smsv1.SendMessageRequest) (*smsv1.SendMessageResponse, error) {
-	msg, err := messageFromRequest(req)
+	msg, err := protoconv.MessageFromRequest(req)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	cfg, err := structToJSON(req.GetConfig())
+	cfg, err := protoconv.StructToJSON(req.GetConfig())
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -46,14 +47,14 @@ func (s *service) SendMessage(ctx context.Context, req *smsv1.SendMessageRequest
 	if err != nil {
 		var ce *connector.Error
 		if errors.As(err, &ce) && ce.Reason == connector.ReasonInvalidConfig && len(ce.Violations) > 0 {
-			err = configViolations(ce)
+			err = protoconv.ConfigViolations(ce)
 		}
 		return nil, s.fail(ctx, err)
 	}
 	if r == nil {
 		return nil, s.fail(ctx, errors.New("connector returned neither a receipt nor an error"))
 	}
-	resp := receiptToResponse(r, s.connectorID)
+	resp := protoconv.ResponseFromReceipt(r, s.connectorID)
 	if resp.To == "" {
 		resp.To = msg.To
 	}
@@ -77,7 +78,7 @@ func (s *service) ValidateConfig(ctx context.Context, req *smsv1.ValidateConfigR
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &smsv1.ValidateConfigResponse{Valid: len(vs) == 0, Violations: violationsToProto(vs)}, nil
+	return &smsv1.ValidateConfigResponse{Valid: len(vs) == 0, Violations: protoconv.ViolationsToProto(vs)}, nil
 }
 
 // GetMetadata converts the connector's metadata.
@@ -89,7 +90,7 @@ func (s *service) GetMetadata(ctx context.Context, _ *smsv1.GetMetadataRequest) 
 	if md == nil {
 		return nil, s.fail(ctx, errors.New("connector returned nil metadata"))
 	}
-	resp, err := metadataToProto(md)
+	resp, err := protoconv.MetadataToProto(md)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}

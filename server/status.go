@@ -1,74 +1,31 @@
 package server
 
 import (
-	"context"
-	"errors"
-	"strings"
-
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/protoadapt"
-	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/sms-connector/sms-connector/connector"
+	"github.com/sms-connector/sms-connector/internal/protoconv"
 )
 
 // ErrorDomain is google.rpc.ErrorInfo.domain of every error this server returns: together with
 // the reason it identifies the error for clients in any language (AIP-193).
-const ErrorDomain = "sms-connector.dev"
+const ErrorDomain = protoconv.ErrorDomain
+
+// ContractVersion is the contract this server implements, sent as
+// GetMetadataResponse.contract_version: the proto package name.
+const ContractVersion = protoconv.ContractVersion
+
+// MaxIdempotencyKeyLength bounds SendMessageRequest.idempotency_key, as the proto documents.
+const MaxIdempotencyKeyLength = protoconv.MaxIdempotencyKeyLength
 
 // ErrorInfo metadata keys, as documented in the proto. Only non-empty values are sent.
 const (
-	metaProvider     = "provider"
-	metaProviderCode = "provider_code"
-	metaMoreInfo     = "more_info"
+	metaProvider     = protoconv.MetaProvider
+	metaProviderCode = protoconv.MetaProviderCode
 )
 
-// codeOf is THE mapping from a connector.Reason to its gRPC code, in one place. Every reason of
-// the proto enum connector.sms.v1.ErrorReason has exactly one entry (status_test.go proves it).
-// The grouping follows who must act: the caller (InvalidArgument), the operator or the
-// recipient's state (FailedPrecondition), load (ResourceExhausted, Unavailable: see RetryInfo),
-// time (DeadlineExceeded), the caller's own cancellation (Canceled), a bug (Internal).
-var codeOf = map[connector.Reason]codes.Code{
-	connector.ReasonInvalidRequest:     codes.InvalidArgument,
-	connector.ReasonInvalidPhoneNumber: codes.InvalidArgument,
-	connector.ReasonRecipientNotMobile: codes.InvalidArgument,
-	connector.ReasonInvalidConfig:      codes.InvalidArgument,
-
-	connector.ReasonConfigMissing:           codes.FailedPrecondition,
-	connector.ReasonTemplateNotFound:        codes.FailedPrecondition,
-	connector.ReasonMessageTooLong:          codes.FailedPrecondition,
-	connector.ReasonInvalidSender:           codes.FailedPrecondition,
-	connector.ReasonProviderAuthFailed:      codes.FailedPrecondition,
-	connector.ReasonProviderAccountNotFound: codes.FailedPrecondition,
-	connector.ReasonRecipientOptedOut:       codes.FailedPrecondition,
-	connector.ReasonCountryNotPermitted:     codes.FailedPrecondition,
-	connector.ReasonRecipientUnreachable:    codes.FailedPrecondition,
-	connector.ReasonProviderRejected:        codes.FailedPrecondition,
-
-	connector.ReasonRateLimited:       codes.ResourceExhausted,
-	connector.ReasonProviderQueueFull: codes.ResourceExhausted,
-
-	connector.ReasonProviderRateLimited:    codes.Unavailable,
-	connector.ReasonProviderUnavailable:    codes.Unavailable,
-	connector.ReasonProviderOutcomeUnknown: codes.Unavailable,
-
-	connector.ReasonProviderTimeout: codes.DeadlineExceeded,
-
-	connector.ReasonCancelled: codes.Canceled,
-
-	connector.ReasonProviderInvalidResponse: codes.Internal,
-	connector.ReasonInternal:                codes.Internal,
-}
-
-// Messages of the errors the server makes up itself. They say nothing about the cause on
-// purpose: the cause may hold vendor detail, and it is logged instead.
-const (
-	msgInternal = "internal error in the connector"
-	msgDeadline = "the deadline passed before the connector finished"
-	msgCanceled = "the request was cancelled"
-)
+// msgInternal is the status message of an error that is not a *connector.Error; it says
+// nothing about the cause on purpose (the cause is logged instead).
+const msgInternal = protoconv.MsgInternal
 
 // Status turns any error into the gRPC status a client receives (AIP-193): the code from the
 // reason table, the connector.Error's Message as the status message (never the text of its
@@ -79,67 +36,6 @@ const (
 // generic message, except the context's own errors: context.DeadlineExceeded becomes
 // DEADLINE_EXCEEDED (reason PROVIDER_TIMEOUT) and context.Canceled CANCELLED (reason
 // CANCELLED). A reason missing from the table is treated as INTERNAL. The result is never
-// codes.Unknown. Status(nil) is the OK status.
-func Status(err error) *status.Status {
-	if err == nil {
-		return status.New(codes.OK, "")
-	}
-	var ce *connector.Error
-	switch {
-	case errors.As(err, &ce):
-	case errors.Is(err, context.DeadlineExceeded):
-		ce = &connector.Error{Reason: connector.ReasonProviderTimeout, Message: msgDeadline}
-	case errors.Is(err, context.Canceled):
-		ce = &connector.Error{Reason: connector.ReasonCancelled, Message: msgCanceled}
-	default:
-		ce = &connector.Error{Reason: connector.ReasonInternal, Message: msgInternal}
-	}
-	reason := ce.Reason
-	code, ok := codeOf[reason]
-	if !ok {
-		reason, code = connector.ReasonInternal, codes.Internal
-	}
-	msg := ce.Message
-	if msg == "" {
-		msg = strings.ToLower(strings.ReplaceAll(string(reason), "_", " "))
-	}
-
-	info := &errdetails.ErrorInfo{Reason: string(reason), Domain: ErrorDomain}
-	for k, v := range map[string]string{metaProvider: ce.Provider, metaProviderCode: ce.ProviderCode, metaMoreInfo: ce.MoreInfo} {
-		if v != "" {
-			if info.Metadata == nil {
-				info.Metadata = make(map[string]string, 3)
-			}
-			info.Metadata[k] = v
-		}
-	}
-	details := []protoadapt.MessageV1{info}
-	if len(ce.Violations) > 0 {
-		br := &errdetails.BadRequest{}
-		for _, v := range ce.Violations {
-			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
-				Field: v.Field, Description: v.Description,
-			})
-		}
-		details = append(details, br)
-	}
-	if ce.RetryAfter > 0 {
-		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(ce.RetryAfter)})
-	}
-
-	st := status.New(code, msg)
-	if withDetails, err := st.WithDetails(details...); err == nil {
-		return withDetails
-	}
-	return st // the details are plain messages and always marshal; keep code and message anyway
-}
-
-// errorInfoOf returns the ErrorInfo of a status error, or nil when it has none.
-func errorInfoOf(err error) *errdetails.ErrorInfo {
-	for _, d := range status.Convert(err).Details() {
-		if ei, ok := d.(*errdetails.ErrorInfo); ok {
-			return ei
-		}
-	}
-	return nil
-}
+// codes.Unknown. Status(nil) is the OK status. The table and its reverse (what a client
+// makes of such a status) live in one place, shared with the Go client in package smsplugin.
+func Status(err error) *status.Status { return protoconv.Status(err) }

@@ -148,7 +148,7 @@ func TestTwilioEndToEndErrors(t *testing.T) {
 			m["accountSID"] = "AC" + strings.Repeat("f", 32) // an API key of the emulator's account, used for another account
 			m["apiKeySID"], m["apiKeySecret"] = e2eKeySID, e2eKeySecret
 		}, nil, codes.FailedPrecondition, "PROVIDER_ACCOUNT_NOT_FOUND", "20404", false},
-		{"20429 too many requests", "+14155550123", nil, &twiliotest.Fault{Kind: twiliotest.FaultTooManyRequests, RetryAfter: 2 * time.Second}, codes.Unavailable, "PROVIDER_RATE_LIMITED", "20429", true},
+		{"20429 too many requests (Retry-After too long to wait)", "+14155550123", nil, &twiliotest.Fault{Kind: twiliotest.FaultTooManyRequests, RetryAfter: time.Minute}, codes.Unavailable, "PROVIDER_RATE_LIMITED", "20429", true},
 		{"21211 invalid To", twiliotest.ToInvalid, nil, nil, codes.InvalidArgument, "INVALID_PHONE_NUMBER", "21211", false},
 		{"21212 invalid From", "+14155550123", withFrom(twiliotest.FromInvalid), nil, codes.FailedPrecondition, "INVALID_SENDER", "21212", false},
 		{"21606 From not usable", "+14155550123", withFrom(twiliotest.FromNotOwned), nil, codes.FailedPrecondition, "INVALID_SENDER", "21606", false},

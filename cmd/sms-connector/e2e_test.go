@@ -316,6 +316,10 @@ func TestBinaryRefusesBadStartup(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud"}, nil, "log-level"},
 		{"bad env var", nil, []string{"SMS_CONNECTOR_SANDBOX=maybe"}, "SMS_CONNECTOR_SANDBOX"},
 		{"stray argument", []string{"serve"}, nil, "unexpected argument"},
+		{"unknown connector", []string{"--connector", "pigeon"}, nil, `unknown connector "pigeon": want twilio or console`},
+		{"sandbox of the console connector", []string{"--connector", "console", "--sandbox"}, nil, "--sandbox emulates Twilio"},
+		{"sandbox with an API URL", []string{"--sandbox", "--twilio-api-url", "http://127.0.0.1:1"}, nil, "drop --twilio-api-url"},
+		{"console connector given a Twilio config", nil, []string{"SMS_CONNECTOR_CONNECTOR=console", "SMS_CONNECTOR_CONFIG=" + bad}, "accountSID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

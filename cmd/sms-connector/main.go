@@ -1,21 +1,126 @@
-// Command sms-connector serves the Twilio SMS connector over gRPC (connector.sms.v1.SmsConnector).
+// Command sms-connector serves an SMS connector over gRPC (connector.sms.v1.SmsConnector):
+// Twilio (the default), or the console connector for development (--connector console), which
+// writes each message to stderr instead of sending it.
 //
-// It listens on TCP or a unix socket, with health and reflection always on. Without a Twilio
-// account, --sandbox starts the built-in Twilio emulator on loopback and serves against it, so
-// every RPC can be tried with grpcurl. Every flag can also be set by an SMS_CONNECTOR_* variable
-// (--log-level: SMS_CONNECTOR_LOG_LEVEL); a flag on the command line wins.
+// It is built on package sdk, as any vendor's connector binary is: it listens on TCP or a unix
+// socket, with health and reflection always on, or runs as a go-plugin plugin when a plugin
+// host starts it. Without a Twilio account, --sandbox starts the built-in Twilio emulator on
+// loopback and serves against it, so every RPC can be tried with grpcurl. Every flag can also
+// be set by an SMS_CONNECTOR_* variable (--log-level: SMS_CONNECTOR_LOG_LEVEL); a flag on the
+// command line wins.
 package main
 
 import (
 	"context"
-	"os"
-	"os/signal"
-	"syscall"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sms-connector/sms-connector/connector"
+	"github.com/sms-connector/sms-connector/connector/console"
+	"github.com/sms-connector/sms-connector/connector/twilio"
+	"github.com/sms-connector/sms-connector/sdk"
 )
 
+// The connectors this binary offers with --connector.
+const (
+	connectorTwilio  = "twilio"
+	connectorConsole = "console"
+)
+
+// connectorNames lists them, the default first.
+func connectorNames() []string { return []string{connectorTwilio, connectorConsole} }
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	stop()
-	os.Exit(code)
+	sdk.Main(newBinary())
+}
+
+// app holds the binary's own flags, which its hooks share.
+type app struct {
+	connector     connectorName
+	sandboxListen string
+	twilioAPIURL  string
+	twilioTimeout time.Duration
+}
+
+// newBinary describes the binary to the SDK.
+func newBinary() sdk.Binary {
+	a := &app{connector: connectorTwilio}
+	return sdk.Binary{
+		Name:          "sms-connector",
+		Summary:       "Serves an SMS connector over gRPC (connector.sms.v1.SmsConnector): Twilio, or the console connector for development.",
+		Flags:         a.flags,
+		Sandbox:       a.sandbox,
+		New:           a.newConnector,
+		DefaultConfig: a.defaultConfig,
+	}
+}
+
+// flags registers the binary's own flags.
+func (a *app) flags(fs *flag.FlagSet) {
+	fs.Var(&a.connector, "connector", "the connector to serve: "+strings.Join(connectorNames(), " or ")+" (console writes each message to stderr as a JSON line and sends nothing)")
+	fs.StringVar(&a.sandboxListen, "sandbox-listen", "127.0.0.1:0", "address of the sandbox Twilio emulator (with --sandbox)")
+	fs.StringVar(&a.twilioAPIURL, "twilio-api-url", "", "operator-only override of Twilio's API base URL (scheme://host[:port]), for a proxy or an emulator")
+	fs.DurationVar(&a.twilioTimeout, "twilio-timeout", twilio.DefaultTimeout, "upper bound of one Twilio API call; the RPC deadline applies too")
+}
+
+// sandbox starts the Twilio emulator on loopback and points the Twilio connector at it.
+func (a *app) sandbox(_ context.Context, rt *sdk.Runtime) (json.RawMessage, func(), error) {
+	switch {
+	case a.connector != connectorTwilio:
+		return nil, nil, fmt.Errorf("--sandbox emulates Twilio: it applies to --connector %s only (the %s connector sends nothing anyway)", connectorTwilio, a.connector)
+	case a.twilioAPIURL != "":
+		return nil, nil, errors.New("--sandbox brings its own Twilio emulator: drop --twilio-api-url, or drop --sandbox to use a real account")
+	}
+	emu, err := startSandbox(a.sandboxListen, rt.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	a.twilioAPIURL = emu.URL
+	return sandboxConfig(), emu.Close, nil
+}
+
+// newConnector builds the chosen connector.
+func (a *app) newConnector(_ context.Context, _ *sdk.Runtime) (connector.SmsConnector, error) {
+	if a.connector == connectorConsole {
+		return console.New(console.Options{}), nil
+	}
+	c, err := twilio.New(twilio.Options{APIURL: a.twilioAPIURL, Timeout: a.twilioTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("twilio connector: %w", err)
+	}
+	return c, nil
+}
+
+// defaultConfig is the console connector's ready-made config; Twilio has none (an account is
+// needed).
+func (a *app) defaultConfig() json.RawMessage {
+	if a.connector == connectorConsole {
+		return console.DefaultConfig()
+	}
+	return nil
+}
+
+// connectorName is the value of --connector: one of connectorNames.
+type connectorName string
+
+// String returns the name.
+func (c *connectorName) String() string {
+	if c == nil {
+		return ""
+	}
+	return string(*c)
+}
+
+// Set accepts a known connector name.
+func (c *connectorName) Set(v string) error {
+	if !slices.Contains(connectorNames(), v) {
+		return fmt.Errorf("unknown connector %q: want %s", v, strings.Join(connectorNames(), " or "))
+	}
+	*c = connectorName(v)
+	return nil
 }

@@ -27,8 +27,15 @@ const (
 )
 
 // emulator starts a twiliotest server for testAccount (with emuToken and an API key) and a
-// Connector pointed at it; both are closed when the test ends.
+// Connector with default Options pointed at it; both are closed when the test ends.
 func emulator(t *testing.T, opts ...twiliotest.Option) (*twiliotest.Server, *Connector) {
+	t.Helper()
+	return emulatorWith(t, Options{}, opts...)
+}
+
+// emulatorWith is emulator with the Connector's Options o (APIURL is set to the emulator's).
+// The Connector's retry waits are made instant (see instantSleep), so that no test sleeps.
+func emulatorWith(t *testing.T, o Options, opts ...twiliotest.Option) (*twiliotest.Server, *Connector) {
 	t.Helper()
 	opts = append([]twiliotest.Option{
 		twiliotest.WithAccount(testAccount, emuToken),
@@ -36,13 +43,19 @@ func emulator(t *testing.T, opts ...twiliotest.Option) (*twiliotest.Server, *Con
 	}, opts...)
 	srv := twiliotest.NewServer(opts...)
 	t.Cleanup(srv.Close)
-	c, err := New(Options{APIURL: srv.URL})
+	o.APIURL = srv.URL
+	c, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.sleep = instantSleep
 	t.Cleanup(func() { _ = c.Close() })
 	return srv, c
 }
+
+// instantSleep stands in for the retry wait: it returns at once, or ctx's error when ctx has
+// already ended.
+func instantSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 
 // emuConfig is a configuration for the emulator's account, sending through emuService, after
 // applying mutate.
@@ -227,7 +240,9 @@ func TestSendWithAPIKey(t *testing.T) {
 }
 
 // twilioErrorCases is every synchronous row of the design's Twilio table, provoked through the
-// emulator, plus the other failures Send maps. Each runs against a fresh emulator.
+// emulator, plus the other failures Send maps. Each runs against a fresh emulator, with one
+// attempt per Send (MaxAttempts 1): this table is about how one answer maps; which answers are
+// retried, and how, is retry_test.go's.
 var twilioErrorCases = []struct {
 	name   string
 	setup  func(*twiliotest.Server)
@@ -294,7 +309,7 @@ func TestSendMapsTwilioErrors(t *testing.T) {
 	for _, tt := range twilioErrorCases {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv, c := emulator(t, tt.opts...)
+			srv, c := emulatorWith(t, Options{MaxAttempts: 1}, tt.opts...)
 			if tt.setup != nil {
 				tt.setup(srv)
 			}
@@ -336,7 +351,7 @@ func TestSendMapsTwilioErrors(t *testing.T) {
 				t.Errorf("Err %q is not wrapped with context", e.Err)
 			}
 			if n := srv.Requests(); n != 1 {
-				t.Errorf("emulator saw %d requests, want 1 (no retries)", n)
+				t.Errorf("emulator saw %d requests, want 1 (MaxAttempts 1)", n)
 			}
 			if len(srv.Messages()) != 0 {
 				t.Errorf("emulator recorded a message")
@@ -414,6 +429,7 @@ func TestSendConnectionRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.sleep = instantSleep // the refused dials are retried; see TestRetryConnectionRefused
 	t.Cleanup(func() { _ = c.Close() })
 	_, err = c.Send(context.Background(), message(emuConfig(t)))
 	checkNoSecrets(t, err)
@@ -637,5 +653,14 @@ func TestNewOptions(t *testing.T) {
 	}
 	if c.timeout != DefaultTimeout || c.ownTransport == nil || c.ownTransport.MaxIdleConnsPerHost != 64 {
 		t.Errorf("defaults: timeout %v, transport %+v", c.timeout, c.ownTransport)
+	}
+	if c.maxAttempts != DefaultMaxAttempts || c.backoffBase != defaultBackoffBase || c.randN == nil || c.sleep == nil {
+		t.Errorf("retry defaults: maxAttempts %d, backoffBase %v", c.maxAttempts, c.backoffBase)
+	}
+	if _, err := New(Options{MaxAttempts: -1}); err == nil {
+		t.Error("negative MaxAttempts accepted")
+	}
+	if c, err := New(Options{MaxAttempts: 1}); err != nil || c.maxAttempts != 1 {
+		t.Errorf("MaxAttempts 1: %v", err)
 	}
 }

@@ -11,9 +11,18 @@
 // therefore hands twilio-go, per Send, a light http.Client whose RoundTripper binds each
 // request to the Send's context (deadline, Options.Timeout and cancellation all abort the HTTP
 // call) and, when Options.APIURL is set, sends it there instead; every Send shares the
-// Connector's one underlying transport and so its pool of connections. Nothing is retried
-// here: Twilio has no idempotency key, so a retry can only be safe for failures that prove the
-// message was not created, and that policy belongs to a layer above.
+// Connector's one underlying transport and so its pool of connections.
+//
+// Twilio has no idempotency key for message creation, so a retry is only safe when the failure
+// proves Twilio never processed the request. Send retries exactly those failures, and nothing
+// else: HTTP 429 / error 20429 (Twilio refused the request before processing it) and a
+// connection that failed before the request was written (a failed dial). It waits with
+// exponential backoff and full jitter, honours Retry-After, stays inside the caller's deadline
+// and makes at most Options.MaxAttempts attempts. Ambiguous failures (a 5xx, a connection lost
+// or a timeout after the request was written) are never retried: the SMS may exist, so they
+// come back as PROVIDER_OUTCOME_UNKNOWN or PROVIDER_TIMEOUT for the caller to decide. This
+// lives in the driver, not in a decorator, because only the driver can tell "never processed"
+// from "outcome unknown": it sees the HTTP status, the vendor's code and the transport error.
 package twilio
 
 import (
@@ -21,6 +30,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -58,6 +68,11 @@ type Options struct {
 	// Transport is the base RoundTripper (default: one shared tuned *http.Transport clone with
 	// MaxIdleConnsPerHost 64, IdleConnTimeout 90s). Never one per request.
 	Transport http.RoundTripper
+	// MaxAttempts bounds the attempts of one Send at creating the message: 0 means
+	// DefaultMaxAttempts (3), 1 disables retries. Only failures that prove Twilio never
+	// processed the request are retried (see the package documentation); each attempt is
+	// bounded by Timeout, and all of them by the caller's deadline.
+	MaxAttempts int
 }
 
 // Connector sends SMS through Twilio. It is safe for concurrent use; make one per process and
@@ -68,23 +83,42 @@ type Connector struct {
 	baseURL      *url.URL        // from Options.APIURL; nil for Twilio itself
 	timeout      time.Duration
 	userAgent    []string
+
+	// Retry policy (see retry.go). Tests replace backoffBase, randN and sleep to run without
+	// real waits; nothing else changes them after New.
+	maxAttempts int
+	backoffBase time.Duration                                    // ceiling of the first retry's wait
+	backoffMax  time.Duration                                    // largest ceiling of any wait
+	randN       func(n int64) int64                              // uniform in [0, n), n > 0
+	sleep       func(ctx context.Context, d time.Duration) error // waits d or until ctx ends
 }
 
 var _ connector.SmsConnector = (*Connector)(nil)
 
 // New returns a Connector. It fails only when opts are invalid: an APIURL that is not an
-// absolute http(s) URL of a host alone, or a negative Timeout.
+// absolute http(s) URL of a host alone, a negative Timeout or a negative MaxAttempts.
 func New(opts Options) (*Connector, error) {
 	c := &Connector{
-		transport: opts.Transport,
-		timeout:   opts.Timeout,
-		userAgent: []string{"sms-connector-twilio/" + Version},
+		transport:   opts.Transport,
+		timeout:     opts.Timeout,
+		userAgent:   []string{"sms-connector-twilio/" + Version},
+		maxAttempts: opts.MaxAttempts,
+		backoffBase: defaultBackoffBase,
+		backoffMax:  defaultBackoffMax,
+		randN:       rand.Int64N,
+		sleep:       sleepContext,
 	}
 	switch {
 	case c.timeout < 0:
 		return nil, fmt.Errorf("twilio: negative Timeout %v", opts.Timeout)
 	case c.timeout == 0:
 		c.timeout = DefaultTimeout
+	}
+	switch {
+	case c.maxAttempts < 0:
+		return nil, fmt.Errorf("twilio: negative MaxAttempts %d", opts.MaxAttempts)
+	case c.maxAttempts == 0:
+		c.maxAttempts = DefaultMaxAttempts
 	}
 	if opts.APIURL != "" {
 		u, err := url.Parse(opts.APIURL)
@@ -132,7 +166,9 @@ func (c *Connector) ValidateConfig(_ context.Context, config json.RawMessage) ([
 // Failures are *connector.Error: CONFIG_MISSING for an empty msg.Config, INVALID_CONFIG with
 // every violation, TEMPLATE_NOT_FOUND, MESSAGE_TOO_LONG (over 1600 UTF-16 code units, checked
 // before any request), and for Twilio's answers the reasons of the design's Twilio table, with
-// Provider "twilio", ProviderCode and MoreInfo. Nothing is retried.
+// Provider "twilio", ProviderCode and MoreInfo. Only failures that prove Twilio never
+// processed the request (429/20429, a failed dial) are retried, up to Options.MaxAttempts
+// attempts; see the package documentation.
 func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
 	if msg == nil {
 		return nil, connector.Errorf(connector.ReasonInvalidRequest, "no message to send")
@@ -189,8 +225,9 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 	return r, nil
 }
 
-// create makes one attempt at creating the message, bounded by ctx and the attempt timeout.
-func (c *Connector) create(ctx context.Context, cfg *Config, params *openapi.CreateMessageParams) (*openapi.ApiV2010Message, error) {
+// attempt makes one attempt at creating the message, bounded by ctx and the attempt timeout.
+// On failure it also returns the answer's Retry-After header, if any, for the retry loop.
+func (c *Connector) attempt(ctx context.Context, cfg *Config, params *openapi.CreateMessageParams) (_ *openapi.ApiV2010Message, retryAfterHeader string, _ *connector.Error) {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	rt := &attemptTransport{base: c.transport, ctx: actx, baseURL: c.baseURL}
@@ -211,18 +248,18 @@ func (c *Connector) create(ctx context.Context, cfg *Config, params *openapi.Cre
 
 	m, err := api.CreateMessage(params)
 	if err != nil {
-		return nil, c.classify(ctx, actx, rt, err)
+		return nil, rt.header("Retry-After"), c.classify(ctx, actx, rt, err)
 	}
 	if m == nil || m.Sid == nil || *m.Sid == "" {
 		status := rt.status()
-		return nil, &connector.Error{
+		return nil, "", &connector.Error{
 			Reason:   connector.ReasonProviderInvalidResponse,
 			Message:  fmt.Sprintf("Twilio answered HTTP %d without a message SID; the message may or may not have been created", status),
 			Provider: Provider,
 			Err:      fmt.Errorf("twilio: create message: HTTP %d response has no sid", status),
 		}
 	}
-	return m, nil
+	return m, "", nil
 }
 
 // invalidConfig returns the INVALID_CONFIG error for vs, its message naming the first problem.

@@ -1,0 +1,335 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Targets of issue 5, checked against a report by WriteMarkdown.
+const (
+	// TargetThroughputRatio: (c) throughput at 64 callers over (a)'s, at least.
+	TargetThroughputRatio = 0.7
+	// TargetAddedP99: (c) p99 latency minus (a)'s at one caller, below.
+	TargetAddedP99 = time.Millisecond
+	// TargetPerRequestCost: throughput lost with per-request configuration against the
+	// server default, below.
+	TargetPerRequestCost = 0.05
+	// TargetHandshake: exec to the plugin handshake line, below.
+	TargetHandshake = 50 * time.Millisecond
+	// TargetIdleRSS: the binary's RSS when idle, below (bytes).
+	TargetIdleRSS = 30 << 20
+	// TargetLoadRSS: the binary's peak RSS at 64 callers, below (bytes).
+	TargetLoadRSS = 60 << 20
+)
+
+// cell returns the report's cell for p, mode and conc, or nil.
+func (r *Report) cell(p Path, mode ConfigMode, conc int) *Cell {
+	for i := range r.Cells {
+		c := &r.Cells[i]
+		if c.Path == p && c.Config == mode && c.Concurrency == conc {
+			return c
+		}
+	}
+	return nil
+}
+
+// WriteMarkdown writes the report as a markdown section: the run's facts, the throughput and
+// latency table with ratios to (a), the cost-per-send table, memory, start-up and the targets.
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
+	m := r.Machine
+	p("## Run of %s\n\n", r.Date.Format("2006-01-02 15:04 MST"))
+	if r.Command != "" {
+		p("- Command: `%s`\n", r.Command)
+	}
+	p("- Machine: %d CPUs (%s), %.1f GiB RAM, %s/%s, GOMAXPROCS %d; load command %s", m.CPUs, orDash(m.CPUModel),
+		float64(m.MemTotal)/(1<<30), m.OS, m.Arch, m.GOMAXPROCS, m.GoVersion)
+	if r.BinaryGo != "" {
+		p(", binary built with %s", r.BinaryGo)
+	}
+	p("\n- Load average (1, 5, 15 min) at start: %s; at end: %s\n", orDash(r.LoadStart), orDash(r.LoadEnd))
+	o := r.Options
+	where := "in a separate process"
+	if o.Emulator != nil && o.Emulator.PID == 0 {
+		where = "inside the load generator"
+	}
+	p("- Each cell: %v warm-up, then %v measured; closed loop (each caller sends again as soon as its send returns). "+
+		"Twilio emulator %s, no added latency. Per-request configs rotate over %d tenant(s). Binary log level %s.\n",
+		o.Warmup, o.Duration, where, max(o.Tenants, 1), o.ServerLogLevel)
+	for _, n := range r.Notes {
+		p("- %s\n", n)
+	}
+
+	concs := r.concurrencies()
+	p("\n### Throughput and latency\n\n")
+	p("(a) twilio-go direct, the limit; (b) the Go connector in process; (c) SendMessage over gRPC through the binary. " +
+		"\"× (a)\" is throughput over (a)'s at the same concurrency; \"p99 − (a)\" the p99 latency added to (a)'s.\n\n")
+	p("| path | config | callers | sends/s | × (a) | p50 | p90 | p99 | p99 − (a) | errors |\n")
+	p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, conc := range concs {
+		base := r.cell(PathDirect, "", conc)
+		for _, c := range r.cellsAt(conc) {
+			res := c.Result
+			ratio, added := "", ""
+			if base != nil && c.Path != PathDirect && base.Result.Throughput() > 0 {
+				ratio = fmt.Sprintf("%.2f", res.Throughput()/base.Result.Throughput())
+				added = fmtSignedDur(res.Latency.P99 - base.Result.Latency.P99)
+			}
+			p("| (%s) %s | %s | %d | %.0f | %s | %s | %s | %s | %s | %d |\n",
+				c.Path.Letter(), c.Path, orDash(string(c.Config)), conc, res.Throughput(), orDash(ratio),
+				fmtDur(res.Latency.P50), fmtDur(res.Latency.P90), fmtDur(res.Latency.P99), orDash(added), res.Errors)
+		}
+	}
+
+	p("\n### Cost per send\n\n")
+	p("CPU time per successful send over the measured window, from getrusage (generator) and /proc/<pid>/stat " +
+		"(binary, emulator; 10 ms ticks). The generator runs (a) and (b) itself and is the gRPC client of (c). " +
+		"Allocations are the generator's heap allocations (runtime.MemStats.Mallocs); the binary's own allocations " +
+		"cannot be read from outside the process (see BenchmarkGRPCSend for client + server). " +
+		"Peak RSS is the binary's VmHWM during the cell.\n\n")
+	p("\"CPU × (a)\" is the CPU per send of the process that does the sending, over (a)'s generator: the generator's for (b), the binary's for (c).\n\n")
+	p("| path | config | callers | generator CPU/send | binary CPU/send | CPU × (a) | emulator CPU/send | generator allocs/send | binary peak RSS |\n")
+	p("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, conc := range concs {
+		base := r.cell(PathDirect, "", conc)
+		for _, c := range r.cellsAt(conc) {
+			cpuRatio := ""
+			if base != nil && c.Path != PathDirect {
+				own := c.PerSend(c.GenCPU)
+				if c.Path == PathGRPC {
+					own = c.PerSend(c.ServerCPU)
+				}
+				if b := base.PerSend(base.GenCPU); b > 0 {
+					cpuRatio = fmt.Sprintf("%.2f", float64(own)/float64(b))
+				}
+			}
+			srvCPU, rss := "", ""
+			if c.Path == PathGRPC {
+				srvCPU = fmtDur(c.PerSend(c.ServerCPU))
+				if c.ServerMem != nil {
+					rss = fmtMiB(c.ServerMem.PeakRSS)
+				}
+			}
+			emu := ""
+			if o.Emulator != nil && o.Emulator.PID != 0 {
+				emu = fmtDur(c.PerSend(c.EmulatorCPU))
+			}
+			allocs := 0.0
+			if c.Result.Sends > 0 {
+				allocs = float64(c.GenAllocs) / float64(c.Result.Sends)
+			}
+			p("| (%s) %s | %s | %d | %s | %s | %s | %s | %.0f | %s |\n",
+				c.Path.Letter(), c.Path, orDash(string(c.Config)), c.Concurrency,
+				fmtDur(c.PerSend(c.GenCPU)), orDash(srvCPU), orDash(cpuRatio), orDash(emu), allocs, orDash(rss))
+		}
+	}
+
+	if r.IdleMem != nil {
+		p("\nBinary idle (after start-up and %v without requests): RSS %s, peak RSS %s.\n",
+			o.IdleWait, fmtMiB(r.IdleMem.RSS), fmtMiB(r.IdleMem.PeakRSS))
+	}
+
+	if s := r.Startup; s != nil {
+		p("\n### Start-up\n\n")
+		p("From just before exec, one process at a time. The first SendMessage is sent as soon as the readiness line is read.\n\n")
+		p("| measure | runs | median | p90 | min | max |\n|---|--:|--:|--:|--:|--:|\n")
+		row := func(name string, ds []time.Duration) {
+			if len(ds) == 0 {
+				p("| %s | 0 | – | – | – | – |\n", name)
+				return
+			}
+			q := quantiles(ds)
+			p("| %s | %d | %s | %s | %s | %s |\n", name, len(ds), fmtDur(q.P50), fmtDur(q.P90), fmtDur(q.Min), fmtDur(q.Max))
+		}
+		row("exec → \"sms-connector serving\" log line", s.Serving)
+		row("exec → first SendMessage answered (standalone, default config)", s.FirstRPC)
+		row("exec → plugin handshake line on stdout", s.Handshake)
+		row("exec → first SendMessage answered (plugin, per-request config)", s.PluginFirstRPC)
+	}
+
+	p("\n### Targets of issue 5, this run\n\n| target | measured | met |\n|---|---|---|\n")
+	for _, t := range r.targets() {
+		p("| %s | %s | %s |\n", t.name, t.measured, t.met)
+	}
+	p("\n")
+	return bw.Flush()
+}
+
+// target is one line of the targets table.
+type target struct{ name, measured, met string }
+
+// targets checks the report against issue 5's targets.
+func (r *Report) targets() []target {
+	var ts []target
+	verdict := func(ok, known bool) string {
+		switch {
+		case !known:
+			return "not measured"
+		case ok:
+			return "yes"
+		}
+		return "**no**"
+	}
+	// (c)/(a) throughput at 64 callers.
+	{
+		var parts []string
+		ok, known := true, false
+		for _, mode := range r.Options.Configs {
+			a, c := r.cell(PathDirect, "", 64), r.cell(PathGRPC, mode, 64)
+			if a == nil || c == nil || a.Result.Throughput() == 0 {
+				continue
+			}
+			ratio := c.Result.Throughput() / a.Result.Throughput()
+			parts = append(parts, fmt.Sprintf("%s config %.2f", mode, ratio))
+			ok, known = ok && ratio >= TargetThroughputRatio, true
+		}
+		ts = append(ts, target{fmt.Sprintf("(c) throughput at 64 callers ≥ %.1f × (a)", TargetThroughputRatio), orDash(strings.Join(parts, "; ")), verdict(ok, known)})
+	}
+	// Added p99 at one caller.
+	{
+		var parts []string
+		ok, known := true, false
+		for _, mode := range r.Options.Configs {
+			a, c := r.cell(PathDirect, "", 1), r.cell(PathGRPC, mode, 1)
+			if a == nil || c == nil {
+				continue
+			}
+			d := c.Result.Latency.P99 - a.Result.Latency.P99
+			parts = append(parts, fmt.Sprintf("%s config %s (p50 %s)", mode, fmtSignedDur(d),
+				fmtSignedDur(c.Result.Latency.P50-a.Result.Latency.P50)))
+			ok, known = ok && d < TargetAddedP99, true
+		}
+		ts = append(ts, target{"p99 added by (c) over (a) at 1 caller < 1 ms (p50 added in brackets)", orDash(strings.Join(parts, "; ")), verdict(ok, known)})
+	}
+	// Per-request config cost.
+	for _, p := range []Path{PathGRPC, PathConnector} {
+		var parts []string
+		ok, known := true, false
+		for _, conc := range r.concurrencies() {
+			d, q := r.cell(p, ConfigDefault, conc), r.cell(p, ConfigPerRequest, conc)
+			if d == nil || q == nil || d.Result.Throughput() == 0 {
+				continue
+			}
+			cost := 1 - q.Result.Throughput()/d.Result.Throughput()
+			part := fmt.Sprintf("%d callers %+.1f%%", conc, 100*cost)
+			// CPU per send is steadier than throughput on a shared machine: show it too.
+			dc, qc := d.PerSend(d.GenCPU), q.PerSend(q.GenCPU)
+			if p == PathGRPC {
+				dc, qc = d.PerSend(d.ServerCPU), q.PerSend(q.ServerCPU)
+			}
+			if dc > 0 {
+				part += fmt.Sprintf(" (CPU/send %+.0f%%)", 100*(float64(qc)/float64(dc)-1))
+			}
+			parts = append(parts, part)
+			ok, known = ok && cost < TargetPerRequestCost, true
+		}
+		ts = append(ts, target{fmt.Sprintf("(%s) per-request config costs < 5%% throughput vs default (throughput lost; CPU per send of the sending process added)", p.Letter()), orDash(strings.Join(parts, "; ")), verdict(ok, known)})
+	}
+	// Start-up.
+	if s := r.Startup; s != nil && len(s.Handshake) > 0 {
+		q := quantiles(s.Handshake)
+		ts = append(ts, target{"exec → handshake line < 50 ms (met when p90 is)", fmt.Sprintf("median %s, p90 %s", fmtDur(q.P50), fmtDur(q.P90)), verdict(q.P90 < TargetHandshake, true)})
+	} else {
+		m := "plugin mode not measured"
+		if s != nil && len(s.Serving) > 0 {
+			q := quantiles(s.Serving)
+			m += fmt.Sprintf(" (standalone exec → serving line: median %s, p90 %s)", fmtDur(q.P50), fmtDur(q.P90))
+		}
+		ts = append(ts, target{"exec → handshake line < 50 ms", m, verdict(false, false)})
+	}
+	// RSS.
+	if r.IdleMem != nil {
+		ts = append(ts, target{"binary RSS idle < 30 MiB", "peak " + fmtMiB(r.IdleMem.PeakRSS), verdict(r.IdleMem.PeakRSS < TargetIdleRSS, true)})
+	} else {
+		ts = append(ts, target{"binary RSS idle < 30 MiB", "–", verdict(false, false)})
+	}
+	var peak int64
+	for _, c := range r.Cells {
+		if c.Path == PathGRPC && c.Concurrency == 64 && c.ServerMem != nil {
+			peak = max(peak, c.ServerMem.PeakRSS)
+		}
+	}
+	if peak > 0 {
+		ts = append(ts, target{"binary RSS at 64 callers < 60 MiB", "peak " + fmtMiB(peak), verdict(peak < TargetLoadRSS, true)})
+	} else {
+		ts = append(ts, target{"binary RSS at 64 callers < 60 MiB", "–", verdict(false, false)})
+	}
+	return ts
+}
+
+// concurrencies returns the concurrencies of the report's cells, in run order.
+func (r *Report) concurrencies() []int {
+	var cs []int
+	for _, c := range r.Cells {
+		if !slices.Contains(cs, c.Concurrency) {
+			cs = append(cs, c.Concurrency)
+		}
+	}
+	return cs
+}
+
+// cellsAt returns the cells at conc, (a) first, then (b) and (c), default config first.
+func (r *Report) cellsAt(conc int) []*Cell {
+	var cs []*Cell
+	for i := range r.Cells {
+		if r.Cells[i].Concurrency == conc {
+			cs = append(cs, &r.Cells[i])
+		}
+	}
+	slices.SortStableFunc(cs, func(a, b *Cell) int {
+		if c := strings.Compare(a.Path.Letter(), b.Path.Letter()); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.Config), string(b.Config)) // "default" < "per-request"
+	})
+	return cs
+}
+
+// quantileSet is a sample's order statistics.
+type quantileSet struct{ Min, P50, P90, Max time.Duration }
+
+// quantiles returns the nearest-rank median and p90 and the extremes of ds (not modified).
+func quantiles(ds []time.Duration) quantileSet {
+	s := slices.Clone(ds)
+	l := Summarize(s)
+	return quantileSet{Min: s[0], P50: l.P50, P90: l.P90, Max: l.Max}
+}
+
+// fmtDur formats d with three significant digits in a unit that suits it.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0"
+	case d < time.Microsecond:
+		return fmt.Sprintf("%d ns", d.Nanoseconds())
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.3g µs", float64(d)/float64(time.Microsecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.3g ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.3g s", d.Seconds())
+}
+
+// fmtSignedDur is fmtDur with a sign.
+func fmtSignedDur(d time.Duration) string {
+	if d < 0 {
+		return "−" + fmtDur(-d)
+	}
+	return "+" + fmtDur(d)
+}
+
+// fmtMiB formats bytes in MiB.
+func fmtMiB(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// orDash returns s, or "–" when it is empty.
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}

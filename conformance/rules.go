@@ -1,0 +1,645 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
+)
+
+// contractVersion is the contract this package checks, as GetMetadataResponse.contract_version
+// names it. The conformance tests prove it equals server.ContractVersion.
+const contractVersion = "connector.sms.v1"
+
+// recipient is the number requests that must fail are addressed to: +1 415 555-0123 is in the
+// NANP range reserved for fiction, so a broken server that sends one reaches nobody.
+const recipient = "+14155550123"
+
+// code is the verification code every request carries.
+const code = "123456"
+
+// noCodeContent replaces every template's content to make a configuration whose templates
+// lack {{code}}.
+const noCodeContent = "Your verification code is on its way."
+
+// reLanguageTag is a BCP 47 language tag as platforms use them ("en", "fr-CA", "zh-Hant-TW");
+// the same pattern as connectortest's.
+var reLanguageTag = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$`)
+
+// reE164 is an E.164 phone number: "+" then 7 to 15 digits, the first not 0.
+var reE164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// rule is one rule of the check.
+type rule struct {
+	name string
+	run  func(c *checker, ctx context.Context) Result
+}
+
+// rules are every rule, in the order Check runs them. The Send rules come before
+// Errors/ErrorInfo so that their errors are judged too.
+var rules = []rule{
+	{"Health", (*checker).checkHealth},
+	{"Metadata", (*checker).metadata},
+	{"Metadata/ID", metadataRule(metadataID)},
+	{"Metadata/Name", metadataRule(func(md *smsv1.GetMetadataResponse) Result { return localized("name", md.GetName()) })},
+	{"Metadata/Description", metadataRule(func(md *smsv1.GetMetadataResponse) Result { return localized("description", md.GetDescription()) })},
+	{"Metadata/FormItems", metadataRule(metadataFormItems)},
+	{"Metadata/ConfigSchema", metadataRule(metadataConfigSchema)},
+	{"Metadata/ConfigTemplate", metadataRule(metadataConfigTemplate)},
+	{"Metadata/UsageTypes", metadataRule(metadataUsageTypes)},
+	{"Metadata/ContractVersion", metadataRule(metadataContractVersion)},
+	{"ValidateConfig/ConfigTemplate", (*checker).validateTemplate},
+	{"ValidateConfig/EmptyObject", (*checker).validateEmptyObject},
+	{"ValidateConfig/MissingCode", (*checker).validateMissingCode},
+	{"ValidateConfig/MissingConfig", (*checker).validateMissingConfig},
+	{"SendMessage/EmptyTo", requestRule(
+		expectation{what: "SendMessage with an empty 'to'", code: codes.InvalidArgument,
+			reasons: []string{reasonInvalidPhoneNumber, reasonInvalidRequest}, fields: []string{"to"}},
+		func(r *smsv1.SendMessageRequest) { r.To = "" })},
+	{"SendMessage/MalformedTo", requestRule(
+		expectation{what: "SendMessage with the malformed 'to' \"not-a-phone-number\"", code: codes.InvalidArgument,
+			reasons: []string{reasonInvalidPhoneNumber, reasonInvalidRequest}, fields: []string{"to"}},
+		func(r *smsv1.SendMessageRequest) { r.To = "not-a-phone-number" })},
+	{"SendMessage/UnspecifiedUsageType", requestRule(
+		expectation{what: "SendMessage with usage_type USAGE_TYPE_UNSPECIFIED", code: codes.InvalidArgument,
+			reasons: []string{reasonInvalidRequest}, fields: []string{"usage_type", "usageType"}},
+		func(r *smsv1.SendMessageRequest) { r.UsageType = smsv1.UsageType_USAGE_TYPE_UNSPECIFIED })},
+	{"SendMessage/MissingPayload", requestRule(
+		expectation{what: "SendMessage without a payload", code: codes.InvalidArgument,
+			reasons: []string{reasonInvalidRequest}, fields: []string{"payload", "payload.code"}},
+		func(r *smsv1.SendMessageRequest) { r.Payload = nil })},
+	{"SendMessage/EmptyCode", requestRule(
+		expectation{what: "SendMessage with an empty payload.code", code: codes.InvalidArgument,
+			reasons: []string{reasonInvalidRequest}, fields: []string{"payload.code"}},
+		func(r *smsv1.SendMessageRequest) { r.Payload.Code = "" })},
+	{"SendMessage/InvalidConfig", (*checker).sendInvalidConfig},
+	{"Send/DefaultConfig", (*checker).sendDefaultConfig},
+	{"Send/ExpiredDeadline", (*checker).sendExpiredDeadline},
+	{"Errors/ErrorInfo", (*checker).errorInfo},
+}
+
+// checker is the state of one Check: the clients, the metadata once known, and every error
+// an SmsConnector RPC returned.
+type checker struct {
+	sms  smsv1.SmsConnectorClient
+	hc   healthpb.HealthClient
+	opts Options
+
+	md   *smsv1.GetMetadataResponse // nil until the Metadata rule passed its call
+	errs []observed
+}
+
+// observed is an error an SmsConnector RPC returned, with the call that returned it.
+type observed struct {
+	what string
+	err  error
+}
+
+// passf, failf and skipf make a Result; failures start with "conformance:".
+func passf(format string, args ...any) Result {
+	return Result{Outcome: Pass, Message: fmt.Sprintf(format, args...)}
+}
+
+func failf(format string, args ...any) Result {
+	return Result{Outcome: Fail, Message: "conformance: " + fmt.Sprintf(format, args...)}
+}
+
+func skipf(format string, args ...any) Result {
+	return Result{Outcome: Skip, Message: fmt.Sprintf(format, args...)}
+}
+
+// problems collects what is wrong in one rule, each a sentence of its own.
+type problems []string
+
+func (p *problems) addf(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+// result fails with every problem, or passes with the message format.
+func (p problems) result(format string, args ...any) Result {
+	if len(p) > 0 {
+		return failf("%s", strings.Join(p, "; "))
+	}
+	return passf(format, args...)
+}
+
+// rpcContext bounds one RPC.
+func (c *checker) rpcContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.opts.RPCTimeout)
+}
+
+// observe records err, the outcome of the call what, for Errors/ErrorInfo.
+func (c *checker) observe(what string, err error) {
+	if err != nil {
+		c.errs = append(c.errs, observed{what: what, err: err})
+	}
+}
+
+func (c *checker) getMetadata(ctx context.Context) (*smsv1.GetMetadataResponse, error) {
+	ctx, cancel := c.rpcContext(ctx)
+	defer cancel()
+	resp, err := c.sms.GetMetadata(ctx, &smsv1.GetMetadataRequest{})
+	c.observe("GetMetadata", err)
+	return resp, err
+}
+
+func (c *checker) validateConfig(ctx context.Context, what string, cfg *structpb.Struct) (*smsv1.ValidateConfigResponse, error) {
+	ctx, cancel := c.rpcContext(ctx)
+	defer cancel()
+	resp, err := c.sms.ValidateConfig(ctx, &smsv1.ValidateConfigRequest{Config: cfg})
+	c.observe(what, err)
+	return resp, err
+}
+
+func (c *checker) sendMessage(ctx context.Context, what string, req *smsv1.SendMessageRequest) (*smsv1.SendMessageResponse, error) {
+	ctx, cancel := c.rpcContext(ctx)
+	defer cancel()
+	resp, err := c.sms.SendMessage(ctx, req)
+	c.observe(what, err)
+	return resp, err
+}
+
+// usageType is the usage type requests carry: Generic when the connector supports it (it is
+// every template list's fallback), else the first usage type it lists.
+func (c *checker) usageType() smsv1.UsageType {
+	us := c.md.GetSupportedUsageTypes()
+	if len(us) == 0 || slices.Contains(us, smsv1.UsageType_USAGE_TYPE_GENERIC) {
+		return smsv1.UsageType_USAGE_TYPE_GENERIC
+	}
+	for _, u := range us {
+		if _, known := smsv1.UsageType_name[int32(u)]; known && u != smsv1.UsageType_USAGE_TYPE_UNSPECIFIED {
+			return u
+		}
+	}
+	return smsv1.UsageType_USAGE_TYPE_GENERIC
+}
+
+// request is a valid request to to, without config (so with the server's default one).
+func (c *checker) request(to string) *smsv1.SendMessageRequest {
+	return &smsv1.SendMessageRequest{To: to, UsageType: c.usageType(), Payload: &smsv1.Payload{Code: code}}
+}
+
+// checkHealth checks grpc.health.v1.
+func (c *checker) checkHealth(ctx context.Context) Result {
+	ctx, cancel := c.rpcContext(ctx)
+	defer cancel()
+	what := fmt.Sprintf("grpc.health.v1.Health/Check of the service %q", c.opts.HealthService)
+	resp, err := c.hc.Check(ctx, &healthpb.HealthCheckRequest{Service: c.opts.HealthService})
+	if err != nil {
+		e := inspect(err)
+		return failf("%s must answer SERVING, got %s: %q", what, codeName(e.st.Code()), cut(e.st.Message()))
+	}
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return failf("%s must answer SERVING, got %s", what, resp.GetStatus())
+	}
+	return passf("%s answers SERVING", what)
+}
+
+// metadata calls GetMetadata, which the other Metadata rules and the config rules need.
+func (c *checker) metadata(ctx context.Context) Result {
+	md, err := c.getMetadata(ctx)
+	if err != nil {
+		return failf("GetMetadata must not fail for a running connector, got %s", inspect(err))
+	}
+	c.md = md
+	return passf("GetMetadata describes the connector %q (version %q)", md.GetId(), md.GetConnectorVersion())
+}
+
+// skipNoMetadata is the result of a rule that needs the metadata when GetMetadata failed.
+func skipNoMetadata() Result {
+	return skipf("needs the metadata, and GetMetadata failed (see the Metadata rule)")
+}
+
+// metadataRule makes a rule of a check of the metadata.
+func metadataRule(check func(md *smsv1.GetMetadataResponse) Result) func(*checker, context.Context) Result {
+	return func(c *checker, _ context.Context) Result {
+		if c.md == nil {
+			return skipNoMetadata()
+		}
+		return check(c.md)
+	}
+}
+
+func metadataID(md *smsv1.GetMetadataResponse) Result {
+	id := md.GetId()
+	if id == "" || strings.ContainsFunc(id, unicode.IsSpace) {
+		return failf("GetMetadataResponse.id must be a non-empty id without spaces (platforms key stored configurations by it), got %q", id)
+	}
+	return passf("id %q", id)
+}
+
+// localized checks a map from BCP 47 tag to text, the field field of the metadata.
+func localized(field string, m map[string]string) Result {
+	tags := slices.Sorted(maps.Keys(m))
+	var p problems
+	if strings.TrimSpace(m["en"]) == "" {
+		p.addf("GetMetadataResponse.%s must have a non-empty \"en\" entry (the language platforms fall back to), got the languages %q", field, tags)
+	}
+	for _, tag := range tags {
+		if !reLanguageTag.MatchString(tag) {
+			p.addf("every key of GetMetadataResponse.%s must be a BCP 47 language tag like en, fr-CA or zh-Hant-TW, got %q", field, tag)
+		} else if tag != "en" && strings.TrimSpace(m[tag]) == "" {
+			p.addf("every entry of GetMetadataResponse.%s must be non-empty, the %q entry is empty", field, tag)
+		}
+	}
+	return p.result("%s in the languages %q", field, tags)
+}
+
+func metadataFormItems(md *smsv1.GetMetadataResponse) Result {
+	var p problems
+	seen := make(map[string]int)
+	for i, it := range md.GetFormItems() {
+		key := it.GetKey()
+		if key == "" {
+			p.addf("every GetMetadataResponse.form_items entry must have a key (the config field it edits), form_items[%d] has none", i)
+			continue
+		}
+		if j, dup := seen[key]; dup {
+			p.addf("GetMetadataResponse.form_items keys must be unique, form_items[%d] and form_items[%d] both have the key %q", j, i, key)
+		} else {
+			seen[key] = i
+		}
+		if strings.TrimSpace(it.GetLabel()) == "" {
+			p.addf("every GetMetadataResponse.form_items entry must have a label, %q has none", key)
+		}
+		t := it.GetType()
+		if _, known := smsv1.FormItemType_name[int32(t)]; !known || t == smsv1.FormItemType_FORM_ITEM_TYPE_UNSPECIFIED {
+			p.addf("every GetMetadataResponse.form_items entry must have a known type, not FORM_ITEM_TYPE_UNSPECIFIED, %q has %s", key, t)
+		}
+		if t == smsv1.FormItemType_FORM_ITEM_TYPE_SELECT && len(it.GetSelectItems()) == 0 {
+			p.addf("a FORM_ITEM_TYPE_SELECT form item must list its select_items, %q lists none", key)
+		}
+	}
+	return p.result("%d form items with unique keys", len(md.GetFormItems()))
+}
+
+func metadataConfigSchema(md *smsv1.GetMetadataResponse) Result {
+	s := md.GetConfigSchema()
+	if s == nil {
+		return failf("GetMetadataResponse.config_schema must be the JSON Schema of the configuration, it is absent")
+	}
+	typ := s.GetFields()["type"]
+	if typ.GetStringValue() != "object" {
+		return failf("GetMetadataResponse.config_schema must be a JSON Schema with \"type\": \"object\" (configurations are JSON objects), got \"type\": %s", jsonOf(typ))
+	}
+	return passf("a JSON Schema of \"type\": \"object\" with %d keywords", len(s.GetFields()))
+}
+
+func metadataConfigTemplate(md *smsv1.GetMetadataResponse) Result {
+	t := md.GetConfigTemplate()
+	if t == nil {
+		return failf("GetMetadataResponse.config_template must be a ready-to-edit configuration, it is absent")
+	}
+	return passf("a configuration with the fields %q (its validity is ValidateConfig/ConfigTemplate)", slices.Sorted(maps.Keys(t.GetFields())))
+}
+
+func metadataUsageTypes(md *smsv1.GetMetadataResponse) Result {
+	us := md.GetSupportedUsageTypes()
+	var p problems
+	if len(us) == 0 {
+		p.addf("GetMetadataResponse.supported_usage_types must list the usage types the connector sends, it is empty")
+	}
+	seen := make(map[smsv1.UsageType]bool)
+	for _, u := range us {
+		_, known := smsv1.UsageType_name[int32(u)]
+		switch {
+		case u == smsv1.UsageType_USAGE_TYPE_UNSPECIFIED:
+			p.addf("GetMetadataResponse.supported_usage_types must not hold USAGE_TYPE_UNSPECIFIED")
+		case !known:
+			p.addf("GetMetadataResponse.supported_usage_types must hold only usage types of the contract, it holds the unknown value %d", int32(u))
+		case seen[u]:
+			p.addf("GetMetadataResponse.supported_usage_types must not repeat a usage type, %s is listed twice", u)
+		}
+		seen[u] = true
+	}
+	names := make([]string, len(us))
+	for i, u := range us {
+		names[i] = u.String()
+	}
+	return p.result("%d usage types: %s", len(us), strings.Join(names, ", "))
+}
+
+func metadataContractVersion(md *smsv1.GetMetadataResponse) Result {
+	if v := md.GetContractVersion(); v != contractVersion {
+		return failf("GetMetadataResponse.contract_version must be %q, the contract this check knows, got %q", contractVersion, v)
+	}
+	return passf("contract_version %q", contractVersion)
+}
+
+// violationProblems checks the shape of a ValidateConfig answer for the configuration what:
+// valid exactly when there are no violations, and a description for every violation.
+func violationProblems(what string, resp *smsv1.ValidateConfigResponse) problems {
+	var p problems
+	vs := resp.GetViolations()
+	switch {
+	case resp.GetValid() && len(vs) > 0:
+		p.addf("ValidateConfigResponse.valid must be false when there are violations; for %s it is true with %d violation(s): %s", what, len(vs), showViolations(vs))
+	case !resp.GetValid() && len(vs) == 0:
+		p.addf("ValidateConfig must list every problem of an invalid configuration as violations; for %s it says valid = false and lists none", what)
+	}
+	for _, v := range vs {
+		if strings.TrimSpace(v.GetDescription()) == "" {
+			p.addf("every violation must have a description an operator can act on; the violation of the field %q for %s has none", v.GetField(), what)
+		}
+	}
+	return p
+}
+
+// showViolations renders violations for a message, the first few only.
+func showViolations(vs []*smsv1.ConfigViolation) string {
+	const maxShown = 5
+	parts := make([]string, 0, min(len(vs), maxShown)+1)
+	for i, v := range vs {
+		if i == maxShown {
+			parts = append(parts, fmt.Sprintf("and %d more", len(vs)-maxShown))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%q: %s", v.GetField(), cut(v.GetDescription())))
+	}
+	return "[" + strings.Join(parts, "; ") + "]"
+}
+
+// violationFields returns the fields of vs.
+func violationFields(vs []*smsv1.ConfigViolation) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.GetField()
+	}
+	return out
+}
+
+func (c *checker) validateTemplate(ctx context.Context) Result {
+	if c.md == nil {
+		return skipNoMetadata()
+	}
+	tpl := c.md.GetConfigTemplate()
+	if tpl == nil {
+		return skipf("GetMetadataResponse.config_template is absent (see Metadata/ConfigTemplate)")
+	}
+	const what = "GetMetadataResponse.config_template"
+	resp, err := c.validateConfig(ctx, "ValidateConfig of "+what, tpl)
+	if err != nil {
+		return failf("ValidateConfig of %s must answer (an invalid configuration is a successful call with valid = false), got %s", what, inspect(err))
+	}
+	if !resp.GetValid() || len(resp.GetViolations()) > 0 {
+		return failf("%s must be valid per ValidateConfig (platforms offer it as the starting configuration), got valid = %t with the violations %s",
+			what, resp.GetValid(), showViolations(resp.GetViolations()))
+	}
+	return passf("ValidateConfig says %s is valid", what)
+}
+
+func (c *checker) validateEmptyObject(ctx context.Context) Result {
+	const what = "the empty configuration {}"
+	resp, err := c.validateConfig(ctx, "ValidateConfig of "+what, &structpb.Struct{})
+	if err != nil {
+		return failf("ValidateConfig of %s must answer (an invalid configuration is a successful call with valid = false), got %s", what, inspect(err))
+	}
+	vs := resp.GetViolations()
+	if resp.GetValid() || len(vs) == 0 {
+		return failf("ValidateConfig must report %s as invalid, with a violation for each missing field, got valid = %t with %d violation(s)", what, resp.GetValid(), len(vs))
+	}
+	p := violationProblems(what, resp)
+	if !slices.ContainsFunc(vs, func(v *smsv1.ConfigViolation) bool { return v.GetField() != "" }) {
+		p.addf("ValidateConfig of %s must name the missing fields, its violations have no field: %s", what, showViolations(vs))
+	}
+	return p.result("%s is invalid with the violations %s", what, showViolations(vs))
+}
+
+// withoutCode returns a copy of tpl whose every template content lacks {{code}}, and whether
+// tpl has a "templates" array with at least one template content to rewrite.
+func withoutCode(tpl *structpb.Struct) (*structpb.Struct, bool) {
+	if tpl == nil {
+		return nil, false
+	}
+	cfg := proto.Clone(tpl).(*structpb.Struct)
+	n := 0
+	for _, v := range cfg.GetFields()["templates"].GetListValue().GetValues() {
+		t := v.GetStructValue()
+		if _, ok := t.GetFields()["content"].GetKind().(*structpb.Value_StringValue); ok {
+			t.Fields["content"] = structpb.NewStringValue(noCodeContent)
+			n++
+		}
+	}
+	return cfg, n > 0
+}
+
+func (c *checker) validateMissingCode(ctx context.Context) Result {
+	if c.md == nil {
+		return skipNoMetadata()
+	}
+	cfg, ok := withoutCode(c.md.GetConfigTemplate())
+	if !ok {
+		return skipf("GetMetadataResponse.config_template has no \"templates\" array of objects with a \"content\" string to derive a template without {{code}} from")
+	}
+	what := fmt.Sprintf("config_template with every template's content rewritten to %q", noCodeContent)
+	resp, err := c.validateConfig(ctx, "ValidateConfig of "+what, cfg)
+	if err != nil {
+		return failf("ValidateConfig of %s must answer (an invalid configuration is a successful call with valid = false), got %s", what, inspect(err))
+	}
+	vs := resp.GetViolations()
+	if resp.GetValid() || len(vs) == 0 {
+		return failf("ValidateConfig must flag a template without {{code}}: %s got valid = %t with %d violation(s)", what, resp.GetValid(), len(vs))
+	}
+	p := violationProblems(what, resp)
+	if !slices.ContainsFunc(vs, func(v *smsv1.ConfigViolation) bool { return underPath(v.GetField(), "templates") }) {
+		p.addf("ValidateConfig must report a template without {{code}} with the field path of the template (\"templates[0].content\"); for %s it reports the fields %q", what, violationFields(vs))
+	}
+	return p.result("templates without {{code}} are flagged: %s", showViolations(vs))
+}
+
+func (c *checker) validateMissingConfig(ctx context.Context) Result {
+	x := expectation{what: "ValidateConfig without a config", code: codes.InvalidArgument,
+		reasons: []string{reasonInvalidRequest}, fields: []string{"config"}}
+	resp, err := c.validateConfig(ctx, x.what, nil)
+	p := problems(x.check(fmt.Sprintf("valid = %t", resp.GetValid()), err))
+	return p.result("%s fails with %s", x.what, inspect(err))
+}
+
+// requestRule makes a rule that sends a valid request edited by edit, which must fail as x says.
+func requestRule(x expectation, edit func(*smsv1.SendMessageRequest)) func(*checker, context.Context) Result {
+	return func(c *checker, ctx context.Context) Result {
+		req := c.request(recipient)
+		edit(req)
+		resp, err := c.sendMessage(ctx, x.what, req)
+		p := problems(x.check(showResponse(resp), err))
+		return p.result("%s fails with %s", x.what, inspect(err))
+	}
+}
+
+// showResponse renders a SendMessage response for a message.
+func showResponse(r *smsv1.SendMessageResponse) string {
+	return fmt.Sprintf("message_id %q to %q", r.GetMessageId(), r.GetTo())
+}
+
+func (c *checker) sendInvalidConfig(ctx context.Context) Result {
+	type candidate struct {
+		what string
+		cfg  *structpb.Struct
+	}
+	var cands []candidate
+	if cfg, ok := withoutCode(c.md.GetConfigTemplate()); ok {
+		cands = append(cands, candidate{"config_template with templates lacking {{code}}", cfg})
+	}
+	cands = append(cands, candidate{`{"smsConformance": true}`, &structpb.Struct{Fields: map[string]*structpb.Value{
+		"smsConformance": structpb.NewBoolValue(true),
+	}}})
+	var (
+		chosen *candidate
+		tried  []string
+	)
+	for i := range cands {
+		resp, err := c.validateConfig(ctx, "ValidateConfig of "+cands[i].what, cands[i].cfg)
+		if err == nil && !resp.GetValid() && len(resp.GetViolations()) > 0 {
+			chosen = &cands[i]
+			break
+		}
+		tried = append(tried, cands[i].what)
+	}
+	if chosen == nil {
+		return skipf("found no non-empty configuration that ValidateConfig rejects with violations (tried %s)", strings.Join(tried, ", "))
+	}
+	x := expectation{what: fmt.Sprintf("SendMessage carrying an invalid config (%s)", chosen.what), code: codes.InvalidArgument,
+		reasons: []string{reasonInvalidConfig}, fieldPrefix: "config"}
+	req := c.request(recipient)
+	req.Config = chosen.cfg
+	resp, err := c.sendMessage(ctx, x.what, req)
+	p := problems(x.check(showResponse(resp), err))
+	return p.result("%s fails with %s and the fields %q", x.what, inspect(err), inspect(err).fields())
+}
+
+// skipNoSendTo is the result of a Send rule without Options.SendTo.
+func skipNoSendTo() Result {
+	return skipf("sends a real message, and no phone number was given to send it to (Options.SendTo, --send-to)")
+}
+
+func (c *checker) sendDefaultConfig(ctx context.Context) Result {
+	to := c.opts.SendTo
+	if to == "" {
+		return skipNoSendTo()
+	}
+	if !reE164.MatchString(to) {
+		return failf("Options.SendTo must be an E.164 phone number like +15005550006, got %q", to)
+	}
+	what := fmt.Sprintf("SendMessage to %s with the server's default config (no config in the request)", to)
+	resp, err := c.sendMessage(ctx, what, c.request(to))
+	if err != nil {
+		e := inspect(err)
+		hint := ""
+		if e.reason() == reasonConfigMissing {
+			hint = " (the server has no default configuration: start it with one, or leave out the phone number to skip the Send rules)"
+		}
+		return failf("%s must succeed, got %s%s", what, e, hint)
+	}
+	var p problems
+	if resp.GetMessageId() == "" {
+		p.addf("%s must return the vendor's message_id, it is empty", what)
+	}
+	if resp.GetSegments() < 1 {
+		p.addf("%s: SendMessageResponse.segments must be at least 1, got %d", what, resp.GetSegments())
+	}
+	if e := resp.GetEncoding(); e != smsv1.Encoding_ENCODING_GSM7 && e != smsv1.Encoding_ENCODING_UCS2 {
+		p.addf("%s: SendMessageResponse.encoding must be ENCODING_GSM7 or ENCODING_UCS2, got %s", what, e)
+	}
+	if resp.GetTo() != to {
+		p.addf("%s: SendMessageResponse.to must echo the recipient in E.164, %q, got %q", what, to, resp.GetTo())
+	}
+	if c.md != nil && resp.GetConnectorId() != c.md.GetId() {
+		p.addf("%s: SendMessageResponse.connector_id must be GetMetadata's id %q, got %q", what, c.md.GetId(), resp.GetConnectorId())
+	}
+	return p.result("message_id %q, status %q, %d segment(s), %s", resp.GetMessageId(), resp.GetStatus(), resp.GetSegments(), resp.GetEncoding())
+}
+
+func (c *checker) sendExpiredDeadline(ctx context.Context) Result {
+	to := c.opts.SendTo
+	if to == "" {
+		return skipNoSendTo()
+	}
+	if !reE164.MatchString(to) {
+		return failf("Options.SendTo must be an E.164 phone number like +15005550006, got %q", to)
+	}
+	what := fmt.Sprintf("SendMessage to %s with a deadline that has already passed", to)
+	dctx, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+	defer cancel()
+	// Not observed: the error may come from the client library, not the server.
+	resp, err := c.sms.SendMessage(dctx, c.request(to))
+	if err == nil {
+		return failf("%s must fail with DEADLINE_EXCEEDED or CANCELLED and send nothing, got success (%s)", what, showResponse(resp))
+	}
+	e := inspect(err)
+	if code := e.st.Code(); code != codes.DeadlineExceeded && code != codes.Canceled {
+		return failf("%s must fail with DEADLINE_EXCEEDED or CANCELLED, never UNKNOWN, got %s", what, e)
+	}
+	return passf("%s fails with %s", what, codeName(e.st.Code()))
+}
+
+func (c *checker) errorInfo(context.Context) Result {
+	// Calls that got the same error are reported together: a server that fails everything
+	// the same way (UNKNOWN, or unreachable) gets one sentence, not one per call.
+	type group struct {
+		err      *rpcError
+		problems []string
+		whats    []string
+	}
+	var (
+		groups []*group
+		byErr  = make(map[string]*group)
+	)
+	for _, o := range c.errs {
+		e := inspect(o.err)
+		p := errorModelProblems(e)
+		if len(p) == 0 {
+			continue
+		}
+		g, ok := byErr[e.String()]
+		if !ok {
+			g = &group{err: e, problems: p}
+			byErr[e.String()] = g
+			groups = append(groups, g)
+		}
+		g.whats = append(g.whats, o.what)
+	}
+	if len(groups) > 0 {
+		var p problems
+		for _, g := range groups {
+			p.addf("%s returned %s, which has %s", listCalls(g.whats), g.err, strings.Join(g.problems, " and "))
+		}
+		return failf("every error of an SmsConnector RPC must carry a google.rpc.ErrorInfo with the domain %q and a reason named in ErrorReason, and must not have the code UNKNOWN: %s",
+			errorDomain, strings.Join(p, "; "))
+	}
+	return passf("all %d errors of SmsConnector RPCs carried a google.rpc.ErrorInfo with the domain %q and a documented reason", len(c.errs), errorDomain)
+}
+
+// listCalls names calls for a message: the first few, then how many more.
+func listCalls(whats []string) string {
+	const maxShown = 3
+	switch n := len(whats); {
+	case n == 1:
+		return whats[0]
+	case n <= maxShown:
+		return strings.Join(whats[:n-1], ", ") + " and " + whats[n-1]
+	default:
+		return fmt.Sprintf("%s and %d more calls", strings.Join(whats[:maxShown], ", "), n-maxShown)
+	}
+}
+
+// jsonOf renders a JSON value for a message; "nothing" when it is absent.
+func jsonOf(v *structpb.Value) string {
+	if v == nil {
+		return "nothing"
+	}
+	b, err := protojson.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%v", v)
+	}
+	return cut(string(b))
+}

@@ -1,0 +1,496 @@
+// Package guard defends an SMS connector against abuse, above all SMS pumping (toll fraud:
+// bots request codes to premium or sequential numbers and the attacker earns a share of the
+// termination fees). A Guard wraps any connector.SmsConnector and refuses a send before it
+// reaches the vendor when it breaks the Policy:
+//
+//   - a destination the policy does not permit, by region or calling code (allow and deny
+//     lists) or by number type (premium rate, shared cost, fixed line, ... as libphonenumber
+//     classifies the number): COUNTRY_NOT_PERMITTED, which waiting does not change;
+//   - a sliding-window limit per recipient, per client IP, per number range (the number
+//     without its last digits, which catches sequential-number pumping), or the global send
+//     budget, whose exhaustion trips a breaker that refuses every send for one window:
+//     RATE_LIMITED, with RetryAfter saying when a slot frees.
+//
+// Refusals never carry the phone number. A send takes a slot of each of its windows before
+// the vendor is called and gives them back when the vendor's answer proves nothing was sent
+// (an invalid configuration, a rejected recipient, Twilio throttling, a refused connection),
+// so a failure does not start a cooldown; an answer that leaves the outcome open (outcome
+// unknown, timeout, cancellation) keeps them, since the SMS may exist and have cost money.
+//
+// Slots live in a Store; the default is an in-memory MemoryStore of bounded size, and the
+// interface is small so that a shared store can serve several processes. Store keys are HMACs
+// of the numbers and addresses they count, never the values themselves.
+//
+// Stacking: put idempotency outside the guard (idempotency.New(guard.New(vendor, ...))), so a
+// retry of a send that was answered returns its stored answer instead of being counted, and
+// refused, as a second send to the same recipient.
+package guard
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+
+	"github.com/sms-connector/sms-connector/connector"
+)
+
+// Guard is a connector.SmsConnector that enforces a Policy in front of another one. It is safe
+// for concurrent use.
+type Guard struct {
+	next   connector.SmsConnector
+	policy Policy
+	store  Store
+	now    func() time.Time
+	secret []byte // HMAC key of the store keys
+
+	allowRegions, denyRegions map[string]bool
+	allowCodes, denyCodes     map[int32]bool
+	denyTypes                 map[phonenumbers.PhoneNumberType]NumberType
+
+	mu          sync.Mutex
+	breakerOpen time.Time // every send is refused until then
+}
+
+var _ connector.SmsConnector = (*Guard)(nil)
+
+// Option configures a Guard.
+type Option func(*Guard)
+
+// WithStore makes the Guard keep its windows in s instead of a MemoryStore of its own. s keeps
+// its own clock.
+func WithStore(s Store) Option { return func(g *Guard) { g.store = s } }
+
+// WithClock sets the Guard's clock (default time.Now), for the breaker and for the default
+// MemoryStore; tests pass a fake one and never sleep.
+func WithClock(now func() time.Time) Option { return func(g *Guard) { g.now = now } }
+
+// WithKeySecret sets the HMAC key the Guard derives store keys with (default: 32 random bytes
+// per Guard). Guards sharing a Store must share the secret, so they count the same number
+// under the same key.
+func WithKeySecret(secret []byte) Option {
+	return func(g *Guard) { g.secret = append([]byte(nil), secret...) }
+}
+
+// New returns a Guard enforcing p in front of next. It fails when p is invalid (see
+// Policy.Validate).
+func New(next connector.SmsConnector, p Policy, opts ...Option) (*Guard, error) {
+	if next == nil {
+		return nil, errors.New("guard: no connector to guard")
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Guard{
+		next:         next,
+		policy:       p,
+		now:          time.Now,
+		allowRegions: map[string]bool{},
+		denyRegions:  map[string]bool{},
+		allowCodes:   map[int32]bool{},
+		denyCodes:    map[int32]bool{},
+		denyTypes:    map[phonenumbers.PhoneNumberType]NumberType{},
+	}
+	for _, o := range opts {
+		o(g)
+	}
+	if g.store == nil {
+		g.store = NewMemoryStore(MemoryOptions{Now: g.now})
+	}
+	if len(g.secret) == 0 {
+		g.secret = make([]byte, 32)
+		_, _ = rand.Read(g.secret) // crypto/rand.Read never fails
+	}
+	for _, c := range p.AllowCountries {
+		region, cc, _ := parseCountry(c) // validated above
+		g.allowRegions[region], g.allowCodes[int32(cc)] = true, true
+	}
+	for _, c := range p.DenyCountries {
+		region, cc, _ := parseCountry(c)
+		g.denyRegions[region], g.denyCodes[int32(cc)] = true, true
+	}
+	delete(g.allowRegions, "")
+	delete(g.denyRegions, "")
+	delete(g.allowCodes, 0)
+	delete(g.denyCodes, 0)
+	for _, t := range p.DenyNumberTypes {
+		g.denyTypes[numberTypes[t]] = t
+	}
+	return g, nil
+}
+
+// ValidateConfig passes through to the guarded connector.
+func (g *Guard) ValidateConfig(ctx context.Context, config json.RawMessage) ([]connector.Violation, error) {
+	return g.next.ValidateConfig(ctx, config)
+}
+
+// Metadata passes through to the guarded connector.
+func (g *Guard) Metadata(ctx context.Context) (*connector.Metadata, error) {
+	return g.next.Metadata(ctx)
+}
+
+// Send checks msg against the policy and sends it through the guarded connector only when
+// it passes. Refusals are *connector.Error with reason COUNTRY_NOT_PERMITTED (destination or
+// number type; no RetryAfter), INVALID_PHONE_NUMBER (RefuseInvalidNumbers only) or
+// RATE_LIMITED (a window is full or the breaker is open; RetryAfter says when to try again).
+// A failure of the Store is INTERNAL and nothing is sent: the guard fails closed.
+func (g *Guard) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
+	if msg == nil {
+		return g.next.Send(ctx, msg)
+	}
+	to := msg.To
+	if n, err := connector.NormalizePhone(to); err == nil {
+		to = n // count "+1 415 555 0123" and "+14155550123" as one recipient
+	}
+	if err := g.checkBreaker(); err != nil { // first: it costs nothing
+		return nil, err
+	}
+	dest := lookupDestination(to)
+	if err := g.checkDestination(dest); err != nil {
+		return nil, err
+	}
+	held, err := g.reserve(ctx, to, dest, msg.ClientIP)
+	if err != nil {
+		return nil, err
+	}
+	r, err := g.next.Send(ctx, msg)
+	if err != nil && nothingSent(err) {
+		g.release(ctx, held)
+	}
+	return r, err
+}
+
+// destination is what libphonenumber tells about a recipient.
+type destination struct {
+	number      *phonenumbers.PhoneNumber // nil when the recipient does not parse
+	callingCode int32
+	numberType  phonenumbers.PhoneNumberType // UNKNOWN for a number that cannot exist
+	region      *string                      // memo of region()
+}
+
+// lookupDestination classifies an E.164 number. A number is valid when libphonenumber knows
+// its type (what IsValidNumber checks, less the repeated work).
+//
+// libphonenumber's Parse spends most of its time on extensions and free-form input, which an
+// E.164 recipient cannot have, so the number is first split into calling code and national
+// number directly; only when that number is not valid does Parse get the last word (it also
+// strips a national prefix written after the calling code, "+44 0909...", which could
+// otherwise dodge the number-type policy).
+func lookupDestination(e164 string) *destination {
+	if n := splitE164(e164); n != nil {
+		if t := phonenumbers.GetNumberType(n); t != phonenumbers.UNKNOWN {
+			return &destination{number: n, callingCode: n.GetCountryCode(), numberType: t}
+		}
+	}
+	n, err := phonenumbers.Parse(e164, "")
+	if err != nil {
+		return &destination{numberType: phonenumbers.UNKNOWN}
+	}
+	return &destination{number: n, callingCode: n.GetCountryCode(), numberType: phonenumbers.GetNumberType(n)}
+}
+
+// splitE164 builds the PhoneNumber of "+" followed by digits without libphonenumber's
+// parser: calling codes are prefix-free, so the first 1 to 3 digits that form one are it.
+// It returns nil when s is not of that form.
+func splitE164(s string) *phonenumbers.PhoneNumber {
+	digits, ok := strings.CutPrefix(s, "+")
+	if !ok || digits == "" || digits[0] == '0' || strings.Trim(digits, "0123456789") != "" {
+		return nil
+	}
+	for l := 1; l <= 3 && l < len(digits); l++ {
+		cc, _ := strconv.Atoi(digits[:l])
+		if phonenumbers.GetRegionCodeForCountryCode(cc) == phonenumbers.UNKNOWN_REGION {
+			continue
+		}
+		nsn := digits[l:]
+		nn, err := strconv.ParseUint(nsn, 10, 64)
+		if len(nsn) < 2 || len(nsn) > 17 || err != nil {
+			return nil
+		}
+		cc32 := int32(cc)
+		n := &phonenumbers.PhoneNumber{CountryCode: &cc32, NationalNumber: &nn}
+		if nsn[0] == '0' { // kept as libphonenumber keeps it ("Italian leading zero")
+			zeros := int32(1)
+			for int(zeros) < len(nsn)-1 && nsn[zeros] == '0' {
+				zeros++
+			}
+			lead := true
+			n.ItalianLeadingZero = &lead
+			if zeros > 1 {
+				n.NumberOfLeadingZeros = &zeros
+			}
+		}
+		return n
+	}
+	return nil
+}
+
+// valid reports whether libphonenumber's numbering plan allows the number.
+func (d *destination) valid() bool { return d.numberType != phonenumbers.UNKNOWN }
+
+// regionCode returns the number's region ("GB"; "001" for a non-geographic calling code; ""
+// when unknown), looked up once and only when needed.
+func (d *destination) regionCode() string {
+	if d.region == nil {
+		r := ""
+		if d.number != nil {
+			r = phonenumbers.GetRegionCodeForNumber(d.number)
+		}
+		d.region = &r
+	}
+	return *d.region
+}
+
+// where names d for messages, without the number: "region GB (+44)".
+func (d *destination) where() string {
+	switch r := d.regionCode(); {
+	case d.number == nil:
+		return "an unrecognised destination"
+	case r == "" || r == "001" || r == phonenumbers.UNKNOWN_REGION:
+		return "calling code +" + strconv.Itoa(int(d.callingCode))
+	default:
+		return "region " + r + " (+" + strconv.Itoa(int(d.callingCode)) + ")"
+	}
+}
+
+// checkDestination applies the country lists, the number-type policy and, when asked, the
+// validity check. The region is looked up only when a region list needs it.
+func (g *Guard) checkDestination(d *destination) error {
+	notPermitted := func(why string) error {
+		return &connector.Error{Reason: connector.ReasonCountryNotPermitted, Message: why}
+	}
+	parsed := d.number != nil
+	if g.policy.RefuseInvalidNumbers && !d.valid() {
+		return &connector.Error{
+			Reason:  connector.ReasonInvalidPhoneNumber,
+			Message: "the recipient is not a valid phone number for " + d.where() + " (libphonenumber's numbering plan)",
+		}
+	}
+	if parsed && (g.denyCodes[d.callingCode] || (len(g.denyRegions) > 0 && g.denyRegions[d.regionCode()])) {
+		return notPermitted("the connector's policy does not permit SMS to " + d.where())
+	}
+	if len(g.allowRegions)+len(g.allowCodes) > 0 &&
+		!(parsed && (g.allowCodes[d.callingCode] || (len(g.allowRegions) > 0 && g.allowRegions[d.regionCode()]))) {
+		return notPermitted("the connector's policy permits SMS only to its allowed countries, not to " + d.where())
+	}
+	if t, deny := g.denyTypes[d.numberType]; deny && parsed {
+		return notPermitted(fmt.Sprintf("the connector's policy does not permit SMS to %s numbers (%s)", t.words(), d.where()))
+	}
+	return nil
+}
+
+// checkBreaker refuses every send while the global budget's breaker is open.
+func (g *Guard) checkBreaker() error {
+	g.mu.Lock()
+	until := g.breakerOpen
+	g.mu.Unlock()
+	if wait := until.Sub(g.now()); wait > 0 {
+		return g.breakerError(wait)
+	}
+	return nil
+}
+
+// tripBreaker opens the breaker for one Window of the global budget from now, unless it is
+// open longer already, and returns how long it stays open.
+func (g *Guard) tripBreaker() time.Duration {
+	now := g.now()
+	until := now.Add(g.policy.Global.Window)
+	g.mu.Lock()
+	if until.After(g.breakerOpen) {
+		g.breakerOpen = until
+	}
+	until = g.breakerOpen
+	g.mu.Unlock()
+	return until.Sub(now)
+}
+
+// breakerError is the refusal of a send while the breaker is open for wait more.
+func (g *Guard) breakerError(wait time.Duration) error {
+	return &connector.Error{
+		Reason: connector.ReasonRateLimited,
+		Message: fmt.Sprintf("the connector's global send budget (%v) is spent: its breaker is open and every SMS is refused for %s; look for SMS pumping before raising the budget",
+			g.policy.Global, formatDuration(roundUp(wait))),
+		RetryAfter: wait,
+	}
+}
+
+// window is one limit a send counts against, with its store key.
+type window struct {
+	key   string
+	limit Limit
+	class string // "rcpt", "prefix", "ip" or "global"
+}
+
+// refusal is the RATE_LIMITED error of a send that found w full, a slot freeing in wait.
+func (g *Guard) refusal(w window, d *destination, wait time.Duration) error {
+	var what string
+	switch w.class {
+	case classRecipient:
+		what = "to this recipient"
+	case classPrefix:
+		what = fmt.Sprintf("to numbers of the recipient's range (+%d…, all but the last %d digits alike)", d.callingCode, g.policy.PrefixDigits)
+	case classIP:
+		what = "requested from this client IP address"
+	case classGlobal:
+		return g.breakerError(g.tripBreaker())
+	}
+	return &connector.Error{
+		Reason:     connector.ReasonRateLimited,
+		Message:    fmt.Sprintf("too many SMS %s: the connector allows %v; retry in %s", what, w.limit, formatDuration(roundUp(wait))),
+		RetryAfter: wait,
+	}
+}
+
+// The classes of windows, as they begin store keys.
+const (
+	classRecipient = "rcpt"
+	classPrefix    = "prefix"
+	classIP        = "ip"
+	classGlobal    = "global"
+)
+
+// windows returns every window a send to to from clientIP counts against, the global budget
+// last (so that a send refused by a narrower window does not hold, even briefly, a slot of
+// the budget).
+func (g *Guard) windows(to, clientIP string) []window {
+	p := g.policy
+	var ws []window
+	add := func(class, id string, limits []Limit) {
+		if id == "" || len(limits) == 0 {
+			return
+		}
+		h := g.hash(class, id)
+		for _, l := range limits {
+			ws = append(ws, window{key: class + "/" + formatDuration(l.Window) + "/" + strconv.Itoa(l.Max) + "/" + h, limit: l, class: class})
+		}
+	}
+	add(classRecipient, to, p.Recipient)
+	if len(p.Prefix) > 0 {
+		add(classPrefix, numberRange(to, p.PrefixDigits), p.Prefix)
+	}
+	if len(p.ClientIP) > 0 {
+		add(classIP, clientNetwork(clientIP, p.IPv6PrefixBits), p.ClientIP)
+	}
+	if p.Global.Max > 0 {
+		ws = append(ws, window{key: classGlobal + "/" + formatDuration(p.Global.Window) + "/" + strconv.Itoa(p.Global.Max), limit: p.Global, class: classGlobal})
+	}
+	return ws
+}
+
+// reserve takes a slot of every window of the send, or none: on a refusal it gives back the
+// slots taken so far.
+func (g *Guard) reserve(ctx context.Context, to string, d *destination, clientIP string) ([]Reservation, error) {
+	ws := g.windows(to, clientIP)
+	held := make([]Reservation, 0, len(ws))
+	for _, w := range ws {
+		r, wait, err := g.store.Reserve(ctx, w.key, w.limit.Max, w.limit.Window)
+		switch {
+		case errors.Is(err, ErrStoreFull):
+			g.release(ctx, held)
+			return nil, &connector.Error{
+				Reason:     connector.ReasonRateLimited,
+				Message:    "the connector is tracking as many recipients and clients as it can and refuses new ones for now; nothing was sent",
+				RetryAfter: DefaultSweepInterval,
+				Err:        err,
+			}
+		case err != nil:
+			g.release(ctx, held)
+			return nil, &connector.Error{
+				Reason:  connector.ReasonInternal,
+				Message: "the abuse-limit store failed; nothing was sent",
+				Err:     fmt.Errorf("guard: reserve a slot: %w", err),
+			}
+		case wait > 0:
+			g.release(ctx, held)
+			return nil, g.refusal(w, d, wait)
+		}
+		held = append(held, r)
+	}
+	return held, nil
+}
+
+// release gives the slots back, even when ctx has ended: they must not outlive a send that
+// sent nothing. The in-memory store cannot fail; a shared store's failure leaves a slot to
+// expire with its window, which errs on the side of refusing.
+func (g *Guard) release(ctx context.Context, held []Reservation) {
+	ctx = context.WithoutCancel(ctx)
+	for _, r := range held {
+		_ = g.store.Release(ctx, r)
+	}
+}
+
+// hash derives the store key of an identifier (a number, a range, an address) of a class:
+// an HMAC, so that a store, or a dump of it, does not hold phone numbers or addresses.
+func (g *Guard) hash(class, id string) string {
+	m := hmac.New(sha256.New, g.secret)
+	m.Write([]byte(class))
+	m.Write([]byte{0})
+	m.Write([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+}
+
+// numberRange returns the E.164 number without its last digits, keeping at least the "+" and
+// one digit.
+func numberRange(e164 string, digits int) string {
+	n := max(len(e164)-digits, min(len(e164), 2))
+	return e164[:n]
+}
+
+// clientNetwork returns the key of a client address: the address itself for IPv4 (and
+// IPv4-mapped IPv6), its /bits network for IPv6, the string as given when it does not parse,
+// and "" when there is none.
+func clientNetwork(ip string, bits int) string {
+	if ip == "" {
+		return ""
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "raw:" + ip
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return a.String()
+	}
+	return p.String()
+}
+
+// nothingSent reports whether a failed send's error proves no SMS was created, so its slots
+// can be given back. Only reasons that say so qualify; an unknown reason or a plain error keeps
+// the slots, since a slot held too long costs a wait and an SMS not counted costs money.
+func nothingSent(err error) bool {
+	switch connector.ReasonOf(err) {
+	case connector.ReasonInvalidRequest, connector.ReasonInvalidPhoneNumber, connector.ReasonRecipientNotMobile,
+		connector.ReasonInvalidConfig, connector.ReasonConfigMissing, connector.ReasonTemplateNotFound,
+		connector.ReasonMessageTooLong, connector.ReasonInvalidSender, connector.ReasonProviderAuthFailed,
+		connector.ReasonProviderAccountNotFound, connector.ReasonRecipientOptedOut, connector.ReasonCountryNotPermitted,
+		connector.ReasonRecipientUnreachable, connector.ReasonRateLimited, connector.ReasonProviderRateLimited,
+		connector.ReasonProviderQueueFull, connector.ReasonProviderRejected, connector.ReasonProviderUnavailable:
+		return true
+	}
+	// PROVIDER_OUTCOME_UNKNOWN, PROVIDER_TIMEOUT, PROVIDER_INVALID_RESPONSE, CANCELLED, INTERNAL:
+	// the SMS may exist.
+	return false
+}
+
+// roundUp rounds a wait up to a whole second for messages (RetryAfter keeps the exact value).
+func roundUp(d time.Duration) time.Duration {
+	if r := d.Truncate(time.Second); r < d {
+		return r + time.Second
+	}
+	return d
+}

@@ -1,0 +1,188 @@
+package guard
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+func TestDefaultPolicy(t *testing.T) {
+	p := DefaultPolicy()
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := Policy{
+		DenyCountries:   []string{"+870", "+881", "+882", "+883", "+979"},
+		DenyNumberTypes: []NumberType{PremiumRate, SharedCost, FixedLine},
+		Recipient:       []Limit{{1, 30 * time.Second}, {5, time.Hour}},
+		ClientIP:        []Limit{{10, time.Minute}, {50, time.Hour}},
+		Prefix:          []Limit{{10, time.Hour}, {50, 24 * time.Hour}},
+		PrefixDigits:    4,
+		IPv6PrefixBits:  64,
+		Global:          Limit{1000, time.Hour},
+	}
+	if !reflect.DeepEqual(p, want) {
+		t.Errorf("DefaultPolicy() = %+v", p)
+	}
+	// The denied calling codes are ones libphonenumber knows as non-geographic.
+	for _, c := range p.DenyCountries {
+		_, cc, err := parseCountry(c)
+		if err != nil || phonenumbers.GetRegionCodeForCountryCode(cc) != "001" {
+			t.Errorf("%s: %v, region %q", c, err, phonenumbers.GetRegionCodeForCountryCode(cc))
+		}
+	}
+	// Each call returns a fresh policy: changing one does not change the next.
+	p.DenyCountries[0] = "US"
+	if DefaultPolicy().DenyCountries[0] != "+870" {
+		t.Error("DefaultPolicy shares its slices")
+	}
+}
+
+func TestParsePolicy(t *testing.T) {
+	tests := []struct {
+		name    string
+		json    string
+		check   func(Policy) bool
+		wantErr string
+	}{
+		{"empty object keeps the defaults", `{}`, func(p Policy) bool { return reflect.DeepEqual(p, DefaultPolicy()) }, ""},
+		{"a field overrides its default", `{"allowCountries": ["US", "+44"], "global": {"max": 50, "window": "10m"}}`,
+			func(p Policy) bool {
+				return reflect.DeepEqual(p.AllowCountries, []string{"US", "+44"}) && p.Global == Limit{50, 10 * time.Minute} &&
+					reflect.DeepEqual(p.Recipient, DefaultPolicy().Recipient)
+			}, ""},
+		{"null and [] clear a list", `{"recipient": null, "denyNumberTypes": [], "clientIP": []}`,
+			func(p Policy) bool { return p.Recipient == nil && len(p.DenyNumberTypes) == 0 && len(p.ClientIP) == 0 }, ""},
+		{"global max 0 disables the budget", `{"global": {"max": 0, "window": "0s"}}`, func(p Policy) bool { return p.Global == Limit{} }, ""},
+		{"windows in Go syntax", `{"recipient": [{"max": 2, "window": "1m30s"}]}`,
+			func(p Policy) bool { return reflect.DeepEqual(p.Recipient, []Limit{{2, 90 * time.Second}}) }, ""},
+		{"unknown field", `{"recipients": []}`, nil, `unknown field "recipients"`},
+		{"unknown limit field", `{"recipient": [{"max": 1, "window": "1m", "burst": 2}]}`, nil, `unknown field "burst"`},
+		{"window not a duration", `{"recipient": [{"max": 1, "window": 30}]}`, nil, "limit"},
+		{"window without a unit", `{"recipient": [{"max": 1, "window": "30"}]}`, nil, `want a duration`},
+		{"two values", `{} {}`, nil, "more than one JSON value"},
+		{"not JSON", `recipient: 1`, nil, "invalid character"},
+		{"invalid after parsing", `{"prefixDigits": 0}`, nil, "prefixDigits: 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := ParsePolicy([]byte(tt.json))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(p) {
+				t.Errorf("policy %+v", p)
+			}
+		})
+	}
+}
+
+func TestPolicyJSONRoundTrip(t *testing.T) {
+	p := DefaultPolicy()
+	p.AllowCountries = []string{"US", "+44"}
+	p.Recipient = nil
+	p.RefuseInvalidNumbers = true
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"recipient":null`) || !strings.Contains(string(b), `{"max":1000,"window":"1h"}`) {
+		t.Errorf("JSON %s", b)
+	}
+	got, err := ParsePolicy(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, p) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, p)
+	}
+}
+
+func TestPolicyValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Policy)
+		want   []string // parts of the error; none: valid
+	}{
+		{"default", func(*Policy) {}, nil},
+		{"lowercase region", func(p *Policy) { p.AllowCountries = []string{"us", "gb"} }, nil},
+		{"every number type", func(p *Policy) {
+			for t := range numberTypes {
+				p.DenyNumberTypes = append(p.DenyNumberTypes, t)
+			}
+		}, nil},
+		{"no limits at all", func(p *Policy) { *p = Policy{} }, nil},
+		{"unknown region", func(p *Policy) { p.AllowCountries = []string{"XX"} }, []string{`allowCountries[0]: "XX" is neither`}},
+		{"three-letter region", func(p *Policy) { p.DenyCountries = []string{"USA"} }, []string{`denyCountries[0]`}},
+		{"unknown calling code", func(p *Policy) { p.DenyCountries = []string{"+999"} }, []string{`"+999" is not a country calling code`}},
+		{"calling code with leading zero", func(p *Policy) { p.DenyCountries = []string{"+044"} }, []string{`"+044"`}},
+		{"calling code not a number", func(p *Policy) { p.DenyCountries = []string{"+4a"} }, []string{`"+4a"`}},
+		{"bare plus", func(p *Policy) { p.DenyCountries = []string{"+"} }, []string{`"+"`}},
+		{"unknown number type", func(p *Policy) { p.DenyNumberTypes = []NumberType{"PREMIUM"} }, []string{`"PREMIUM" is not a number type`}},
+		{"zero max", func(p *Policy) { p.Recipient = []Limit{{0, time.Minute}} }, []string{"recipient[0]: max 0"}},
+		{"zero window", func(p *Policy) { p.ClientIP = []Limit{{1, 0}} }, []string{"clientIP[0]: window 0s"}},
+		{"huge window", func(p *Policy) { p.Prefix = []Limit{{1, 365 * 24 * time.Hour}} }, []string{"prefix[0]: window"}},
+		{"huge max", func(p *Policy) { p.Recipient = []Limit{{2_000_000, time.Hour}} }, []string{"max 2000000"}},
+		{"too many limits", func(p *Policy) { p.Recipient = make([]Limit, 9) }, []string{"recipient: 9 limits"}},
+		{"global without window", func(p *Policy) { p.Global = Limit{Max: 10} }, []string{"global: window 0s"}},
+		{"global negative", func(p *Policy) { p.Global = Limit{Max: -1, Window: time.Hour} }, []string{"global: max -1"}},
+		{"prefix digits", func(p *Policy) { p.PrefixDigits = 9 }, []string{"prefixDigits: 9"}},
+		{"prefix digits unused", func(p *Policy) { p.PrefixDigits, p.Prefix = 0, nil }, nil},
+		{"ipv6 bits", func(p *Policy) { p.IPv6PrefixBits = 0 }, []string{"ipv6PrefixBits: 0"}},
+		{"every problem at once", func(p *Policy) {
+			p.AllowCountries = []string{"XX"}
+			p.PrefixDigits = 0
+			p.Global = Limit{Max: 1}
+		}, []string{"allowCountries[0]", "prefixDigits", "global"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := DefaultPolicy()
+			tt.mutate(&p)
+			err := p.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("valid, want %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{time.Hour, "1h"}, {24 * time.Hour, "24h"}, {90 * time.Minute, "1h30m"}, {time.Minute, "1m"},
+		{30 * time.Second, "30s"}, {90 * time.Second, "1m30s"}, {time.Hour + time.Second, "1h0m1s"},
+		{1500 * time.Millisecond, "1.5s"}, {0, "0s"},
+	}
+	for _, tt := range tests {
+		if got := formatDuration(tt.d); got != tt.want {
+			t.Errorf("formatDuration(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+		if back, err := time.ParseDuration(formatDuration(tt.d)); err != nil || back != tt.d {
+			t.Errorf("%q does not parse back to %v", formatDuration(tt.d), tt.d)
+		}
+	}
+}

@@ -1,0 +1,141 @@
+package twilio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
+
+	"github.com/sms-connector/sms-connector/connector"
+)
+
+// DefaultMaxAttempts is how many attempts one Send makes at most when Options.MaxAttempts is 0:
+// the first and two retries of failures that prove Twilio never processed the request.
+const DefaultMaxAttempts = 3
+
+const (
+	// defaultBackoffBase is the ceiling of the first retry's wait; each further retry doubles
+	// it, up to defaultBackoffMax. Waits are drawn uniformly below the ceiling ("full
+	// jitter"), so that callers throttled together do not come back together.
+	defaultBackoffBase = 250 * time.Millisecond
+	// defaultBackoffMax caps the ceiling of any backoff wait.
+	defaultBackoffMax = 2 * time.Second
+	// maxRetryWait is the longest wait Send sits out before a retry, Retry-After included. A
+	// longer Retry-After is handed to the caller (as RetryAfter of the error) instead: an RPC
+	// should not hang for it, and the caller knows better whether waiting is worth it.
+	maxRetryWait = 10 * time.Second
+)
+
+// create creates the message at Twilio, retrying the attempts that prove Twilio never processed
+// the request (see retryable), at most c.maxAttempts in all. Before each retry it waits the
+// backoff or the answer's Retry-After, whichever is longer, unless that wait is longer than
+// maxRetryWait or would leave less time before ctx's deadline than the last attempt took: then
+// it returns the last failure at once, rather than sleeping into a DEADLINE_EXCEEDED.
+func (c *Connector) create(ctx context.Context, cfg *Config, params *openapi.CreateMessageParams) (*openapi.ApiV2010Message, error) {
+	for n := 1; ; n++ {
+		start := time.Now()
+		m, header, err := c.attempt(ctx, cfg, params)
+		if err == nil {
+			return m, nil
+		}
+		if !retryable(err) {
+			return nil, err
+		}
+		if n >= c.maxAttempts {
+			if n > 1 {
+				err.Message += fmt.Sprintf(" (gave up after %d attempts)", n)
+			}
+			return nil, err
+		}
+		wait := c.backoff(n)
+		if header != "" {
+			wait = max(wait, retryAfter(header))
+		}
+		if wait > maxRetryWait {
+			err.Message += fmt.Sprintf(" (not retried: Twilio asks to wait %v, longer than the connector waits before a retry)", wait.Round(time.Millisecond))
+			return nil, err
+		}
+		if dl, ok := ctx.Deadline(); ok && wait+time.Since(start) >= time.Until(dl) {
+			err.Message += fmt.Sprintf(" (not retried: the request's deadline leaves no time to wait %v and try again)", wait.Round(time.Millisecond))
+			return nil, err
+		}
+		if serr := c.sleep(ctx, wait); serr != nil {
+			return nil, interruptedWait(err, serr)
+		}
+	}
+}
+
+// retryable reports whether e proves that Twilio never processed the attempt, so another
+// attempt cannot create a second message: Twilio throttled it (HTTP 429, error 20429), or the
+// connection failed before the request was written.
+func retryable(e *connector.Error) bool {
+	switch e.Reason {
+	case connector.ReasonProviderRateLimited:
+		return true
+	case connector.ReasonProviderUnavailable:
+		return dialFailed(e.Err)
+	}
+	return false
+}
+
+// dialFailed reports whether err is a failure to connect that may pass: the dial to Twilio or
+// to the proxy failed (refused, unreachable, timed out), or a DNS lookup failed temporarily. A
+// name that does not exist or a certificate that does not verify is not retried: it will not
+// change in a few hundred milliseconds.
+func dialFailed(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return dns.IsTemporary || dns.IsTimeout
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && (op.Op == "dial" || op.Op == "proxyconnect")
+}
+
+// backoff returns the wait before retry number n (1 for the first retry): uniform in
+// [0, min(backoffMax, backoffBase*2^(n-1))], exponential backoff with full jitter.
+func (c *Connector) backoff(n int) time.Duration {
+	ceiling := c.backoffMax
+	if n-1 < 32 {
+		if d := c.backoffBase << (n - 1); d > 0 && d < ceiling {
+			ceiling = d
+		}
+	}
+	if ceiling <= 0 {
+		return 0
+	}
+	return time.Duration(c.randN(int64(ceiling) + 1))
+}
+
+// interruptedWait is the failure of a Send whose context ended while it waited to retry after
+// last. Nothing was sent by the attempt before the wait (that is why it was being retried), so
+// a cancellation says so; a deadline that passed anyway keeps last's reason.
+func interruptedWait(last *connector.Error, ctxErr error) *connector.Error {
+	cause := fmt.Errorf("%w; waiting to retry: %w", last.Err, ctxErr)
+	if errors.Is(ctxErr, context.Canceled) {
+		return &connector.Error{
+			Reason:   connector.ReasonCancelled,
+			Message:  "the request was cancelled while waiting to retry; the message was not sent",
+			Provider: Provider,
+			Err:      cause,
+		}
+	}
+	e := *last
+	e.Err = cause
+	e.Message += " (the request's deadline passed while waiting to retry)"
+	return &e
+}
+
+// sleepContext waits d, or until ctx ends, and then returns ctx's error.
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
