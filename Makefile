@@ -65,6 +65,7 @@ FUZZ_CONNECTOR := FuzzNormalizePhone FuzzCountSegments FuzzRender FuzzSelectTemp
 fuzz:
 	for t in $(FUZZ_CONNECTOR); do $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZ_TIME) -fuzzminimizetime 2s ./connector || exit 1; done
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZ_TIME) -fuzzminimizetime 2s ./connector/twilio
+	$(GO) test -run '^$$' -fuzz '^FuzzScanStrings$$' -fuzztime $(FUZZ_TIME) -fuzzminimizetime 2s ./server
 
 ## bench: the Go benchmarks of the three paths (bench/), then cmd/sms-load against bin/sms-connector,
 ## which prints the markdown report of BENCHMARKS.md. BENCH_DURATION: measured time per load cell;

@@ -37,6 +37,8 @@ const (
 	ReasonProviderInvalidResponse Reason = "PROVIDER_INVALID_RESPONSE"
 	ReasonCancelled               Reason = "CANCELLED"
 	ReasonInternal                Reason = "INTERNAL"
+	ReasonUnauthenticated         Reason = "UNAUTHENTICATED"
+	ReasonOverloaded              Reason = "OVERLOADED"
 )
 
 // Error is the one error type connectors return. Its Message is safe to show an operator and

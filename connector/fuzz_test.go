@@ -126,6 +126,15 @@ func FuzzRender(f *testing.F) {
 		if want := renderOracle(content, p); got != want {
 			t.Fatalf("Render(%q, %+v)\n got %q\nwant %q", content, p, got, want)
 		}
+		if again := CompileTemplate(content).Render(p); again != got {
+			t.Fatalf("CompileTemplate(%q).Render = %q, Render = %q", content, again, got)
+		}
+		if want := renderRegexp(content, p); got != want {
+			t.Fatalf("Render(%q) = %q, the regexp implementation gives %q", content, got, want)
+		}
+		if has, want := HasCodePlaceholder(content), hasCodeRegexp(content); has != want {
+			t.Fatalf("HasCodePlaceholder(%q) = %v, the regexp implementation says %v", content, has, want)
+		}
 		if !strings.Contains(content, "{{") && got != content {
 			t.Fatalf("Render changed %q without placeholders to %q", content, got)
 		}

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -25,6 +26,47 @@ func TestMessageCheck(t *testing.T) {
 		{"long code", func(m *Message) { m.Payload.Code = strings.Repeat("1", 65) }, ReasonInvalidRequest, []string{"payload.code"}},
 		{"bad utf8 code", func(m *Message) { m.Payload.Code = "\xff" }, ReasonInvalidRequest, []string{"payload.code"}},
 		{"everything", func(m *Message) { *m = Message{} }, ReasonInvalidRequest, []string{"to", "usage_type", "payload.code"}},
+		{"control character in code", func(m *Message) { m.Payload.Code = "12\x0734" }, ReasonInvalidRequest, []string{"payload.code"}},
+		{"line break in code", func(m *Message) { m.Payload.Code = "1234\nvisit evil.example" }, ReasonInvalidRequest, []string{"payload.code"}},
+		{"zero-width space in code", func(m *Message) { m.Payload.Code = "12\u200b34" }, ReasonInvalidRequest, []string{"payload.code"}},
+		{"code with spaces and letters", func(m *Message) { m.Payload.Code = "AB 12-Ç" }, "", nil},
+		{"long locale", func(m *Message) { m.Payload.Locale = strings.Repeat("a", 36) }, ReasonInvalidRequest, []string{"payload.locale"}},
+		{"locale with braces", func(m *Message) { m.Payload.Locale = "{{authToken}}" }, ReasonInvalidRequest, []string{"payload.locale"}},
+		{"locale with underscore", func(m *Message) { m.Payload.Locale = "zh_Hant_TW" }, "", nil},
+		{"variables at the limits", func(m *Message) {
+			m.Payload.Variables = map[string]any{"a": strings.Repeat("x", MaxVariableStringSize), "n": 1.5, "b": true, "z": nil,
+				"l": []any{"x", map[string]any{"k": "v"}}, "d": nest(MaxVariablesDepth - 1)}
+		}, "", nil},
+		{"long variable", func(m *Message) {
+			m.Payload.Variables = map[string]any{"app": map[string]any{"name": strings.Repeat("x", MaxVariableStringSize+1)}}
+		}, ReasonInvalidRequest, []string{"payload.variables.app.name"}},
+		{"long variable in a list", func(m *Message) {
+			m.Payload.Variables = map[string]any{"l": []any{"ok", strings.Repeat("x", MaxVariableStringSize+1)}}
+		}, ReasonInvalidRequest, []string{"payload.variables.l[1]"}},
+		{"long key", func(m *Message) {
+			m.Payload.Variables = map[string]any{strings.Repeat("k", MaxVariableStringSize+1): "v"}
+		}, ReasonInvalidRequest, []string{"payload.variables"}},
+		{"odd key hides the path", func(m *Message) {
+			m.Payload.Variables = map[string]any{"a b": strings.Repeat("x", MaxVariableStringSize+1)}
+		}, ReasonInvalidRequest, []string{"payload.variables"}},
+		{"bad utf8 variable", func(m *Message) { m.Payload.Variables = map[string]any{"v": "\xff"} }, ReasonInvalidRequest, []string{"payload.variables.v"}},
+		{"too deep", func(m *Message) { m.Payload.Variables = map[string]any{"d": nest(MaxVariablesDepth)} }, ReasonInvalidRequest, []string{"payload.variables"}},
+		{"far too deep", func(m *Message) { m.Payload.Variables = map[string]any{"d": nest(5000)} }, ReasonInvalidRequest, []string{"payload.variables"}},
+		{"too big", func(m *Message) {
+			vars := map[string]any{}
+			for i := range 10 {
+				vars[fmt.Sprint("k", i)] = strings.Repeat("x", 1000)
+			}
+			m.Payload.Variables = vars
+		}, ReasonInvalidRequest, []string{"payload.variables"}},
+		{"many long strings are summed up", func(m *Message) {
+			vars := map[string]any{}
+			for i := range 8 {
+				vars[fmt.Sprint("k", i)] = strings.Repeat("x", MaxVariableStringSize+1)
+			}
+			m.Payload.Variables = vars
+		}, ReasonInvalidRequest, nil},
+		{"not JSON", func(m *Message) { m.Payload.Variables = map[string]any{"f": func() {}} }, ReasonInvalidRequest, []string{"payload.variables"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,6 +86,9 @@ func TestMessageCheck(t *testing.T) {
 			var got []string
 			for _, v := range e.Violations {
 				got = append(got, v.Field)
+			}
+			if tt.fields == nil {
+				return
 			}
 			if strings.Join(got, ",") != strings.Join(tt.fields, ",") {
 				t.Errorf("fields = %v, want %v", got, tt.fields)
@@ -78,4 +123,13 @@ func TestUsageTypes(t *testing.T) {
 	if UsageType("signin").Valid() {
 		t.Error("usage types are case-sensitive, as in Logto")
 	}
+}
+
+// nest returns an object holding levels objects, one inside the other: nest(1) is {"n": "x"}.
+func nest(levels int) any {
+	var v any = "x"
+	for range levels {
+		v = map[string]any{"n": v}
+	}
+	return v
 }

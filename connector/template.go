@@ -3,7 +3,6 @@ package connector
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -16,49 +15,73 @@ type Template struct {
 	Locale    string    `json:"locale,omitempty"`
 }
 
-// placeholder matches {{ name }} and {{ a.b.c }}; names are letters, digits, _ and -.
-var placeholder = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*)\s*\}\}`)
-
 // SelectTemplate picks the template for usage and locale with Logto's rules: templates of the
 // exact usage type, else of Generic, else TEMPLATE_NOT_FOUND. Among those, the exact locale tag
 // (case-insensitive), then one of the same language ("fr" for "fr-CA", or "fr-FR" for "fr"), then
 // one without a locale, then the first.
 func SelectTemplate(templates []Template, usage UsageType, locale string) (*Template, error) {
-	for _, u := range []UsageType{usage, UsageGeneric} {
-		var candidates []*Template
-		for i := range templates {
-			if templates[i].UsageType == u {
-				candidates = append(candidates, &templates[i])
-			}
-		}
-		if len(candidates) > 0 {
-			return pickLocale(candidates, locale), nil
-		}
+	i, err := SelectTemplateIndex(templates, usage, locale)
+	if err != nil {
+		return nil, err
 	}
-	return nil, Errorf(ReasonTemplateNotFound, "no template for usage type %s and no Generic template", usage)
+	return &templates[i], nil
 }
 
-// pickLocale chooses among templates of one usage type by locale.
-func pickLocale(ts []*Template, locale string) *Template {
+// SelectTemplateIndex is SelectTemplate returning the index of the chosen template, so that a
+// connector can find what it prepared for it (a CompiledTemplate at the same index). It does
+// not allocate unless it fails.
+func SelectTemplateIndex(templates []Template, usage UsageType, locale string) (int, error) {
+	for _, u := range [2]UsageType{usage, UsageGeneric} {
+		if i := pickLocale(templates, u, locale); i >= 0 {
+			return i, nil
+		}
+	}
+	return -1, Errorf(ReasonTemplateNotFound, "no template for usage type %s and no Generic template", usage)
+}
+
+// pickLocale chooses among the templates of usage type u by locale and returns its index, or
+// -1 when no template has usage type u.
+func pickLocale(ts []Template, u UsageType, locale string) int {
+	first, noLocale := -1, -1
 	if locale != "" {
-		for _, t := range ts {
-			if strings.EqualFold(t.Locale, locale) {
-				return t
-			}
-		}
 		lang := language(locale)
-		for _, t := range ts {
-			if t.Locale != "" && strings.EqualFold(language(t.Locale), lang) {
-				return t
+		sameLang := -1
+		for i := range ts {
+			if ts[i].UsageType != u {
+				continue
+			}
+			if first < 0 {
+				first = i
+			}
+			switch l := ts[i].Locale; {
+			case strings.EqualFold(l, locale):
+				return i
+			case sameLang < 0 && l != "" && strings.EqualFold(language(l), lang):
+				sameLang = i
+			case noLocale < 0 && l == "":
+				noLocale = i
+			}
+		}
+		if sameLang >= 0 {
+			return sameLang
+		}
+	} else {
+		for i := range ts {
+			if ts[i].UsageType != u {
+				continue
+			}
+			if first < 0 {
+				first = i
+			}
+			if ts[i].Locale == "" {
+				return i
 			}
 		}
 	}
-	for _, t := range ts {
-		if t.Locale == "" {
-			return t
-		}
+	if noLocale >= 0 {
+		return noLocale
 	}
-	return ts[0]
+	return first
 }
 
 // language returns the primary language subtag of a BCP 47 tag ("pt" of "pt-BR" or "pt_BR").
@@ -72,31 +95,191 @@ func language(tag string) string {
 // Render replaces each {{name}} in content with its value from p: "code", "locale", or a dotted
 // path into p.Variables. As in Logto, a placeholder with no value renders empty; values are
 // never looked up anywhere but the payload, so a template cannot reach configuration or secrets.
+//
+// A placeholder is "{{", optional white space (tab, newline, form feed, carriage return,
+// space), a name of letters, digits, '_' and '-' with single dots between its parts, optional
+// white space and "}}"; any other text, stray braces included, is copied as it is. A connector
+// that renders the same template many times compiles it once with CompileTemplate instead.
 func Render(content string, p Payload) string {
-	return placeholder.ReplaceAllStringFunc(content, func(m string) string {
-		name := placeholder.FindStringSubmatch(m)[1]
-		switch name {
-		case "code":
-			return p.Code
-		case "locale":
-			return p.Locale
-		}
-		v, ok := lookup(p.Variables, strings.Split(name, "."))
-		if !ok {
-			return ""
-		}
-		return format(v)
-	})
+	if !strings.Contains(content, "{{") {
+		return content
+	}
+	return CompileTemplate(content).Render(p)
 }
 
 // HasCodePlaceholder reports whether content contains a {{code}} placeholder.
 func HasCodePlaceholder(content string) bool {
-	for _, m := range placeholder.FindAllStringSubmatch(content, -1) {
-		if m[1] == "code" {
+	return CompileTemplate(content).HasPlaceholder("code")
+}
+
+// CompiledTemplate is a template's content split once into literal text and placeholders, so
+// that rendering it is a single pass that allocates only the result. It is immutable and safe
+// for concurrent use. Make one with CompileTemplate.
+type CompiledTemplate struct {
+	content  string
+	parts    []part
+	literals int // total length of the literal parts
+}
+
+// part is one piece of a compiled template: literal text, or a placeholder.
+type part struct {
+	lit  string   // the literal text, when kind is partLiteral
+	kind partKind // what the part renders
+	name string   // the placeholder's name ("application.name"), for HasPlaceholder
+	path []string // the name split at its dots, for partVariable
+}
+
+// partKind says what a part renders.
+type partKind uint8
+
+const (
+	partLiteral  partKind = iota // lit as it is
+	partCode                     // Payload.Code
+	partLocale                   // Payload.Locale
+	partVariable                 // the scalar at path in Payload.Variables
+)
+
+// CompileTemplate splits content into literal text and placeholders, with Render's syntax.
+// Every string is a template (text that is not a placeholder is literal), so it cannot fail.
+func CompileTemplate(content string) *CompiledTemplate {
+	t := &CompiledTemplate{content: content}
+	lit := 0 // start of the literal text not yet emitted
+	for i := 0; ; {
+		j := strings.Index(content[i:], "{{")
+		if j < 0 {
+			break
+		}
+		start := i + j
+		name, end, ok := scanPlaceholder(content, start)
+		if !ok {
+			i = start + 1 // "{{{code}}": the placeholder may start at the next brace
+			continue
+		}
+		if lit < start {
+			t.addLiteral(content[lit:start])
+		}
+		p := part{name: name}
+		switch name {
+		case "code":
+			p.kind = partCode
+		case "locale":
+			p.kind = partLocale
+		default:
+			p.kind, p.path = partVariable, strings.Split(name, ".")
+		}
+		t.parts = append(t.parts, p)
+		lit, i = end, end
+	}
+	if lit < len(content) {
+		t.addLiteral(content[lit:])
+	}
+	return t
+}
+
+// addLiteral appends literal text.
+func (t *CompiledTemplate) addLiteral(s string) {
+	t.parts = append(t.parts, part{lit: s})
+	t.literals += len(s)
+}
+
+// scanPlaceholder reads the placeholder that starts at content[start:] ("{{"): it returns its
+// name and the index just past its "}}", or ok false when the text there is not one.
+func scanPlaceholder(content string, start int) (name string, end int, ok bool) {
+	i := skipSpace(content, start+2)
+	n := i
+	for {
+		m := n
+		for m < len(content) && isNameByte(content[m]) {
+			m++
+		}
+		if m == n { // an empty name, or an empty part after a dot
+			return "", 0, false
+		}
+		n = m
+		if n+1 < len(content) && content[n] == '.' && isNameByte(content[n+1]) {
+			n++
+			continue
+		}
+		break
+	}
+	name = content[i:n]
+	e := skipSpace(content, n)
+	if !strings.HasPrefix(content[e:], "}}") {
+		return "", 0, false
+	}
+	return name, e + 2, true
+}
+
+// skipSpace returns the index of the first byte at or after i that is not white space as
+// RE2's \s has it (tab, newline, form feed, carriage return, space).
+func skipSpace(s string, i int) int {
+	for i < len(s) {
+		switch s[i] {
+		case ' ', '\t', '\n', '\f', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// isNameByte reports whether c may appear in a placeholder name's part.
+func isNameByte(c byte) bool {
+	return c == '_' || c == '-' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
+}
+
+// Content returns the template's text as it was compiled.
+func (t *CompiledTemplate) Content() string { return t.content }
+
+// HasPlaceholder reports whether the template has a placeholder named name ("code").
+func (t *CompiledTemplate) HasPlaceholder(name string) bool {
+	for i := range t.parts {
+		if t.parts[i].kind != partLiteral && t.parts[i].name == name {
 			return true
 		}
 	}
 	return false
+}
+
+// Render renders the template with p, exactly as Render(t.Content(), p) does.
+func (t *CompiledTemplate) Render(p Payload) string {
+	if len(t.parts) == 1 && t.parts[0].kind == partLiteral {
+		return t.parts[0].lit
+	}
+	// Look the values up once, sizing the result before writing it.
+	var small [8]string
+	vals := small[:0]
+	n := t.literals
+	for i := range t.parts {
+		var v string
+		switch pt := &t.parts[i]; pt.kind {
+		case partLiteral:
+			continue
+		case partCode:
+			v = p.Code
+		case partLocale:
+			v = p.Locale
+		case partVariable:
+			if x, ok := lookup(p.Variables, pt.path); ok {
+				v = format(x)
+			}
+		}
+		vals = append(vals, v)
+		n += len(v)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	k := 0
+	for i := range t.parts {
+		if t.parts[i].kind == partLiteral {
+			b.WriteString(t.parts[i].lit)
+			continue
+		}
+		b.WriteString(vals[k])
+		k++
+	}
+	return b.String()
 }
 
 // lookup follows path through nested maps.

@@ -3,10 +3,13 @@
 // few lines; the SDK does the rest, the same for every vendor:
 //
 //   - flags and their SMS_CONNECTOR_* environment variables: --listen, --config, --log-level,
-//     --sandbox (when the vendor has a sandbox) and the vendor's own;
+//     --sandbox (when the vendor has a sandbox), the security and defence flags below, and
+//     the vendor's own;
 //   - a standalone gRPC service (package server): TCP or a unix socket, health, reflection,
 //     one JSON log line per RPC on stderr, the AIP-193 error model, graceful drain on SIGINT
-//     and SIGTERM;
+//     and SIGTERM, caller authentication (TLS, mutual TLS, a bearer token);
+//   - the same defences around every vendor's connector (see Defend): idempotent sends, an
+//     abuse guard against SMS pumping, segment and concurrency limits;
 //   - plugin mode (package smsplugin), chosen by itself when a plugin host starts the binary:
 //     the handshake line on stdout, AutoMTLS, health "plugin", GRPCController.Shutdown,
 //     GRPCStdio, logs in go-plugin's JSON shape on stderr.
@@ -43,6 +46,35 @@
 // it is checked with the connector's ValidateConfig at start-up, and a configuration with
 // problems stops the binary with every problem listed.
 //
+// # Security (service mode)
+//
+// --tls-cert and --tls-key serve over TLS; --tls-client-ca also requires every caller to
+// present a client certificate signed by that CA (mutual TLS: a certificate from another CA
+// fails the handshake). --auth-token-file requires the metadata "authorization: Bearer
+// <token>" of every call, the token being the file's content, trimmed; a missing or wrong
+// token is UNAUTHENTICATED. Both together require both. Health and reflection require the
+// same, unless --auth-exempt-health opens them to probes. On a TCP address that is not
+// loopback, the binary refuses to start without a token or client certificates, unless
+// --insecure says that something in front of it authenticates callers; a unix socket is
+// created with mode 0600. In plugin mode these flags are refused: go-plugin's AutoMTLS
+// authenticates the host.
+//
+// # Defences
+//
+// Every connector is wrapped by Defend, in both modes: the abuse guard (guard.DefaultPolicy,
+// or --policy FILE, or SandboxPolicy with --sandbox; --no-guard turns it off for trusted
+// internal callers), idempotent sends within --idempotency-window (default 10m; 0 turns it
+// off), at most --max-segments segments per message (default 10) and --max-concurrent-sends
+// sends in flight (default 256). --max-request-bytes bounds a request (default 256 KiB).
+//
+// # Observability
+//
+// --metrics-listen host:port serves Prometheus metrics at /metrics (gRPC server metrics, sends
+// by usage type, destination calling code and outcome, provider errors and latency, rate-limit
+// refusals, sends in flight, Go runtime); --otlp-endpoint URL (or the standard
+// OTEL_EXPORTER_OTLP_ENDPOINT) exports OpenTelemetry spans of every RPC and vendor call over
+// OTLP/HTTP. Both are off by default, in both modes; see package telemetry.
+//
 // # Exit codes
 //
 // 0 after a graceful stop (or -h), 2 for a usage error (a bad flag or variable, "plugin"
@@ -69,6 +101,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/sms-connector/sms-connector/connector"
+	"github.com/sms-connector/sms-connector/connector/idempotency"
+	"github.com/sms-connector/sms-connector/connector/limits"
 	"github.com/sms-connector/sms-connector/server"
 	"github.com/sms-connector/sms-connector/smsplugin"
 )
@@ -133,6 +167,23 @@ type options struct {
 	logLevel   string
 	sandbox    bool
 	plugin     bool // plugin mode
+
+	// Caller authentication (service mode); see security.go.
+	tlsCert, tlsKey, tlsClientCA string
+	authTokenFile                string
+	authExemptHealth             bool
+	insecure                     bool
+
+	// Defences and limits; see defences.go.
+	policyFile         string
+	noGuard            bool
+	idempotencyWindow  time.Duration
+	maxRequestBytes    int
+	maxSegments        int
+	maxConcurrentSends int
+
+	// Observability (--metrics-listen, --otlp-endpoint); see telemetry.go.
+	telemetry telemetryOptions
 }
 
 // Main runs the binary b as a process: it reads os.Args and the environment, stops gracefully
@@ -210,6 +261,19 @@ func parseFlags(b Binary, name string, args []string, getenv func(string) string
 	if b.Sandbox != nil {
 		fs.BoolVar(&o.sandbox, "sandbox", false, "run against a built-in emulator of the vendor with a ready-made config (nothing is really sent)")
 	}
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM file of the server's TLS certificate (chain): serve over TLS (service mode)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM file of the private key of --tls-cert")
+	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "PEM file of the CA(s) callers' client certificates must chain to: mutual TLS, a verified client certificate is required")
+	fs.StringVar(&o.authTokenFile, "auth-token-file", "", `file holding the bearer token every call must carry as "authorization: Bearer <token>" (trimmed; never logged)`)
+	fs.BoolVar(&o.authExemptHealth, "auth-exempt-health", false, "serve grpc.health.v1 and reflection without credentials, for probes (default: they require auth too)")
+	fs.BoolVar(&o.insecure, "insecure", false, "serve on a non-loopback TCP address without caller authentication (only behind something that authenticates callers)")
+	fs.StringVar(&o.policyFile, "policy", "", "JSON file of the abuse guard's policy, over the defaults (default: guard.DefaultPolicy; with --sandbox a relaxed one)")
+	fs.BoolVar(&o.noGuard, "no-guard", false, "turn the abuse guard off: no rate limits, no country or number-type policy (trusted internal callers only)")
+	fs.DurationVar(&o.idempotencyWindow, "idempotency-window", idempotency.DefaultWindow, "how long a send's answer is kept for retries with the same idempotency_key (0: idempotency off)")
+	fs.IntVar(&o.maxRequestBytes, "max-request-bytes", server.DefaultMaxRecvMsgSize, "largest request accepted, in bytes (gRPC answers RESOURCE_EXHAUSTED beyond it)")
+	fs.IntVar(&o.maxSegments, "max-segments", limits.DefaultMaxSegments, "most SMS segments one rendered message may take (MESSAGE_TOO_LONG beyond; 0: the vendor's limit only)")
+	fs.IntVar(&o.maxConcurrentSends, "max-concurrent-sends", limits.DefaultMaxConcurrent, "most sends in flight at once; one more is refused with RESOURCE_EXHAUSTED OVERLOADED (0: no limit)")
+	o.telemetry.register(fs)
 	if b.Flags != nil {
 		b.Flags(fs)
 	}
@@ -274,8 +338,30 @@ func parseFlags(b Binary, name string, args []string, getenv func(string) string
 	if o.sandbox && o.configFile != "" {
 		return nil, errors.New("--sandbox brings its own config: drop --config, or drop --sandbox to use your own account")
 	}
+	if err := checkSecurityFlags(o); err != nil {
+		return nil, err
+	}
+	switch {
+	case o.policyFile != "" && o.noGuard:
+		return nil, errors.New("--policy configures the abuse guard and --no-guard turns it off: give one of them")
+	case o.idempotencyWindow < 0:
+		return nil, fmt.Errorf("--idempotency-window %v is negative (0 turns idempotency off)", o.idempotencyWindow)
+	case o.maxRequestBytes < minRequestBytes || o.maxRequestBytes > maxRequestBytes:
+		return nil, fmt.Errorf("--max-request-bytes %d: must be %d to %d", o.maxRequestBytes, minRequestBytes, maxRequestBytes)
+	case o.maxSegments < 0:
+		return nil, fmt.Errorf("--max-segments %d is negative (0: no limit but the vendor's)", o.maxSegments)
+	case o.maxConcurrentSends < 0:
+		return nil, fmt.Errorf("--max-concurrent-sends %d is negative (0: no limit)", o.maxConcurrentSends)
+	}
 	return o, nil
 }
+
+// The range of --max-request-bytes: a request with a config is a few KiB; more than a few
+// MiB is never a verification SMS.
+const (
+	minRequestBytes = 4 << 10
+	maxRequestBytes = 16 << 20
+)
 
 // hclogTimeLayout is the timestamp layout go-plugin's host parses in a plugin's JSON log lines.
 const hclogTimeLayout = "2006-01-02T15:04:05.000000Z07:00"
@@ -304,6 +390,14 @@ func newLogger(level string, pluginMode bool, w io.Writer) (*zap.Logger, error) 
 // ctx ends or the plugin host shuts it down, and stops gracefully.
 func serve(ctx context.Context, b Binary, o *options, getenv func(string) string, stdout io.Writer, log *zap.Logger) error {
 	rt := &Runtime{Log: log, Plugin: o.plugin, Sandbox: o.sandbox}
+	sec, err := loadSecurity(o, log)
+	if err != nil {
+		return err
+	}
+	defences, policySource, err := defencesOf(o)
+	if err != nil {
+		return err
+	}
 	var defaultConfig json.RawMessage
 	source := ""
 	if o.sandbox {
@@ -316,14 +410,14 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 		}
 		defaultConfig, source = cfg, "the sandbox config"
 	}
-	conn, err := b.New(ctx, rt)
+	vendor, err := b.New(ctx, rt)
 	if err != nil {
 		return fmt.Errorf("connector: %w", err)
 	}
-	if conn == nil {
+	if vendor == nil {
 		return errors.New("connector: New returned none")
 	}
-	if c, ok := conn.(io.Closer); ok {
+	if c, ok := vendor.(io.Closer); ok {
 		defer func() {
 			if err := c.Close(); err != nil {
 				log.Warn("closing the connector", zap.Error(err))
@@ -342,9 +436,26 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 		defaultConfig, source = b.DefaultConfig(), "the built-in default config"
 	}
 	if len(defaultConfig) > 0 {
-		if err := checkConfig(ctx, conn, defaultConfig, source); err != nil {
+		if err := checkConfig(ctx, vendor, defaultConfig, source); err != nil {
 			return err
 		}
+	}
+	// Observability: the vendor's calls are measured inside the defences, every send outside
+	// them (so their refusals count), every RPC by the server options.
+	tel, stopTelemetry, err := startTelemetry(ctx, b.Name, o.telemetry, getenv, log)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry()
+	if vendor, err = tel.WrapVendor(ctx, vendor); err != nil {
+		return err
+	}
+	conn, err := Defend(vendor, defences)
+	if err != nil {
+		return err
+	}
+	if conn, err = tel.WrapSends(ctx, conn); err != nil {
+		return err
 	}
 	md, err := conn.Metadata(ctx)
 	if err != nil {
@@ -354,9 +465,12 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 		return errors.New("connector metadata: none")
 	}
 	log = log.With(zap.String("connector", md.ID))
-	sopts := server.Options{Connector: conn, DefaultConfig: defaultConfig, Logger: log}
+	sopts := server.Options{Connector: conn, DefaultConfig: defaultConfig, Logger: log, MaxRecvMsgSize: o.maxRequestBytes,
+		TLS: sec.tls, Auth: server.Auth{Token: sec.token, ExemptHealth: o.authExemptHealth}}
+	sopts.ServerOptions = append(sopts.ServerOptions, tel.ServerOptions()...)
 
 	if o.plugin {
+		logDefences(log, o, defences, policySource)
 		err := smsplugin.Serve(ctx, smsplugin.ServeOptions{Server: sopts, Stdout: stdout, Getenv: getenv, ShutdownGrace: ShutdownGrace})
 		if err != nil {
 			return fmt.Errorf("plugin: %w", err)
@@ -372,6 +486,14 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
+	if err := checkExposure(o.listen, l, sec, o.insecure, log); err != nil {
+		l.Close()
+		return err
+	}
+	logDefences(log, o, defences, policySource)
+	log.Info("caller authentication",
+		zap.Bool("tls", sec.tls != nil), zap.Bool("client_certificates", sec.mtls), zap.Bool("bearer_token", sec.token != ""),
+		zap.Bool("health_exempt", o.authExemptHealth && sec.authenticates()))
 	log.Info(ServingMessage,
 		zap.String("address", listenerAddress(l)),
 		zap.Bool("sandbox", o.sandbox),
@@ -396,6 +518,38 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// defencesOf returns the Defences o asks for and where the guard's policy comes from.
+func defencesOf(o *options) (Defences, string, error) {
+	d := Defences{
+		Guard:              !o.noGuard,
+		IdempotencyWindow:  o.idempotencyWindow,
+		MaxSegments:        o.maxSegments,
+		MaxConcurrentSends: o.maxConcurrentSends,
+	}
+	if !d.Guard {
+		return d, "", nil
+	}
+	p, source, err := policyOf(o)
+	if err != nil {
+		return Defences{}, "", err
+	}
+	d.Policy = p
+	return d, source, nil
+}
+
+// logDefences logs the defences in force: the guard's policy in full (it holds no secret), or
+// a warning that the guard is off, and the limits.
+func logDefences(log *zap.Logger, o *options, d Defences, policySource string) {
+	if d.Guard {
+		log.Info("abuse guard on", zap.String("policy_source", policySource), zap.Reflect("policy", d.Policy))
+	} else {
+		log.Warn("abuse guard off (--no-guard): no rate limits, no country or number-type policy; for trusted internal callers only")
+	}
+	log.Info("limits",
+		zap.Stringer("idempotency_window", d.IdempotencyWindow), zap.Int("max_segments", d.MaxSegments),
+		zap.Int("max_concurrent_sends", d.MaxConcurrentSends), zap.Int("max_request_bytes", o.maxRequestBytes))
 }
 
 // listenerAddress names l the way --listen takes it.

@@ -36,23 +36,30 @@ const (
 const msgStartedCall = "started call"
 
 // unaryInterceptors is the unary chain, outermost first: request fields into the context (the
-// logging interceptor reads them when the call starts), logging, then recovery, so a panic is
+// logging interceptor reads them when the call starts), logging, caller authentication (when
+// Options ask for it; a refused call is logged with its reason), then recovery, so a panic is
 // logged as the INTERNAL it is turned into.
 func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
-	return []grpc.UnaryServerInterceptor{
+	is := []grpc.UnaryServerInterceptor{
 		s.fieldsUnary,
 		logging.UnaryServerInterceptor(zapLogger(s.log), s.loggingOptions()...),
-		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
 	}
+	if s.auth != nil {
+		is = append(is, s.auth.unary())
+	}
+	return append(is, recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)))
 }
 
 // streamInterceptors is the same chain for streaming RPCs (health Watch, reflection).
 func (s *Server) streamInterceptors() []grpc.StreamServerInterceptor {
-	return []grpc.StreamServerInterceptor{
+	is := []grpc.StreamServerInterceptor{
 		s.fieldsStream,
 		logging.StreamServerInterceptor(zapLogger(s.log), s.loggingOptions()...),
-		recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)),
 	}
+	if s.auth != nil {
+		is = append(is, s.auth.stream())
+	}
+	return append(is, recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recovered)))
 }
 
 // loggingOptions: log start and finish only (never payloads: a request's config holds

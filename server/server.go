@@ -4,7 +4,8 @@
 // Status) — with the conversions of internal/protoconv, which the Go client in package
 // smsplugin shares for the way back — and adds
 // what every deployment needs once, for every connector: panic recovery, one log line per RPC,
-// grpc.health.v1 and server reflection, a receive size limit and graceful shutdown.
+// grpc.health.v1 and server reflection, a receive size limit, caller authentication (TLS,
+// mutual TLS, a bearer token; see Auth) and graceful shutdown.
 //
 // # Logging
 //
@@ -27,6 +28,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +41,7 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -69,6 +72,13 @@ type Options struct {
 	MaxRecvMsgSize int
 	// ServerOptions are added after the server's own options (for example TLS credentials).
 	ServerOptions []grpc.ServerOption
+	// TLS, when set, serves over TLS with this configuration (see LoadTLS); with ClientCAs it
+	// requires a verified client certificate of every caller (mutual TLS), unless
+	// Auth.ExemptHealth leaves health and reflection open. Nil serves plaintext.
+	TLS *tls.Config
+	// Auth authenticates callers with a bearer token and says whether health and reflection
+	// need credentials; see Auth. Failures are UNAUTHENTICATED with reason UNAUTHENTICATED.
+	Auth Auth
 }
 
 // Server is a gRPC server serving one connector, with health and reflection. Build it with
@@ -78,13 +88,19 @@ type Server struct {
 	health *health.Server
 	log    *zap.Logger
 	svc    *service
+	auth   *authenticator // nil: every caller gets in
 }
 
 // New builds the gRPC server for opts.Connector: the interceptor chain (request log fields,
-// logging, panic recovery), the SmsConnector service, grpc.health.v1 with the overall status
-// ("") and ServiceName SERVING, and server reflection. It asks the connector for its metadata
-// once, to learn its id and to fail now rather than at the first GetMetadata if the metadata
-// cannot be converted.
+// logging, caller authentication, panic recovery), the SmsConnector service, grpc.health.v1
+// with the overall status ("") and ServiceName SERVING, and server reflection. It asks the
+// connector for its metadata once, to learn its id and to fail now rather than at the first
+// GetMetadata if the metadata cannot be converted.
+//
+// A SmsConnector request that does not decode (a string that is not UTF-8, malformed wire
+// data) is answered INVALID_ARGUMENT with reason INVALID_REQUEST and a BadRequest naming the
+// fields, rather than gRPC's own INTERNAL; one larger than MaxRecvMsgSize is refused by gRPC
+// with RESOURCE_EXHAUSTED before it is decoded.
 func New(opts Options) (*Server, error) {
 	if opts.MaxRecvMsgSize < 0 {
 		return nil, fmt.Errorf("server: Options.MaxRecvMsgSize is negative (%d)", opts.MaxRecvMsgSize)
@@ -96,12 +112,21 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{health: health.NewServer(), log: svc.log, svc: svc}
-	sopts := append([]grpc.ServerOption{
+	authn, err := newAuthenticator(&opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{health: health.NewServer(), log: svc.log, svc: svc, auth: authn}
+	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
+		grpc.ForceServerCodecV2(newRequestCodec()),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptors()...),
 		grpc.ChainStreamInterceptor(s.streamInterceptors()...),
-	}, opts.ServerOptions...)
+	}
+	if opts.TLS != nil {
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
+	}
+	sopts = append(sopts, opts.ServerOptions...)
 	s.grpc = grpc.NewServer(sopts...)
 
 	smsv1.RegisterSmsConnectorServer(s.grpc, s.svc)
@@ -117,9 +142,10 @@ func New(opts Options) (*Server, error) {
 // itself and registers health and reflection on it (package smsplugin's GRPCPlugin calls
 // Register from its GRPCServer method). Requests are validated, the default config applies
 // and every error follows the error model, as with New; but New's interceptors (the per-RPC
-// log lines, panic recovery) and its receive size limit are the other server's business, so
-// Options.MaxRecvMsgSize and Options.ServerOptions are ignored, and opts.Logger only receives
-// the causes of failed calls. New is the complete server; prefer it.
+// log lines, caller authentication, panic recovery), its codec and its receive size limit are
+// the other server's business, so Options.MaxRecvMsgSize, Options.ServerOptions, Options.TLS
+// and Options.Auth are ignored, and opts.Logger only receives the causes of failed calls. New
+// is the complete server; prefer it.
 func Register(reg grpc.ServiceRegistrar, opts Options) error {
 	svc, err := newService(opts)
 	if err != nil {

@@ -26,6 +26,9 @@ type service struct {
 // SendMessage validates the request, resolves the config, sends through the connector and
 // converts its receipt.
 func (s *service) SendMessage(ctx context.Context, req *smsv1.SendMessageRequest) (*smsv1.SendMessageResponse, error) {
+	if err := decodeFailure(req); err != nil {
+		return nil, s.fail(ctx, err)
+	}
 	msg, err := protoconv.MessageFromRequest(req)
 	if err != nil {
 		return nil, s.fail(ctx, err)
@@ -63,6 +66,9 @@ func (s *service) SendMessage(ctx context.Context, req *smsv1.SendMessageRequest
 
 // ValidateConfig checks a config through the connector; an invalid config is a successful call.
 func (s *service) ValidateConfig(ctx context.Context, req *smsv1.ValidateConfigRequest) (*smsv1.ValidateConfigResponse, error) {
+	if err := decodeFailure(req); err != nil {
+		return nil, s.fail(ctx, err)
+	}
 	if req.GetConfig() == nil {
 		return nil, s.fail(ctx, &connector.Error{
 			Reason:     connector.ReasonInvalidRequest,
@@ -82,7 +88,10 @@ func (s *service) ValidateConfig(ctx context.Context, req *smsv1.ValidateConfigR
 }
 
 // GetMetadata converts the connector's metadata.
-func (s *service) GetMetadata(ctx context.Context, _ *smsv1.GetMetadataRequest) (*smsv1.GetMetadataResponse, error) {
+func (s *service) GetMetadata(ctx context.Context, req *smsv1.GetMetadataRequest) (*smsv1.GetMetadataResponse, error) {
+	if err := decodeFailure(req); err != nil {
+		return nil, s.fail(ctx, err)
+	}
 	md, err := s.conn.Metadata(ctx)
 	if err != nil {
 		return nil, s.fail(ctx, err)

@@ -38,11 +38,13 @@ var wantCode = []struct {
 	{connector.ReasonProviderRejected, codes.FailedPrecondition},
 	{connector.ReasonRateLimited, codes.ResourceExhausted},
 	{connector.ReasonProviderQueueFull, codes.ResourceExhausted},
+	{connector.ReasonOverloaded, codes.ResourceExhausted},
 	{connector.ReasonProviderRateLimited, codes.Unavailable},
 	{connector.ReasonProviderUnavailable, codes.Unavailable},
 	{connector.ReasonProviderOutcomeUnknown, codes.Unavailable},
 	{connector.ReasonProviderTimeout, codes.DeadlineExceeded},
 	{connector.ReasonCancelled, codes.Canceled},
+	{connector.ReasonUnauthenticated, codes.Unauthenticated},
 	{connector.ReasonProviderInvalidResponse, codes.Internal},
 	{connector.ReasonInternal, codes.Internal},
 }

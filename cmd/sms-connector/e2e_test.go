@@ -146,7 +146,7 @@ func grpcurlRun(t *testing.T, p *process, args ...string) (string, int) {
 	for i := 0; i < len(args); i++ {
 		if strings.HasPrefix(args[i], "-") {
 			flags = append(flags, args[i])
-			if args[i] == "-d" && i+1 < len(args) {
+			if (args[i] == "-d" || args[i] == "-H") && i+1 < len(args) {
 				flags = append(flags, args[i+1])
 				i++
 			}

@@ -81,6 +81,8 @@ type Connector struct {
 	// lock serialises writes. It is a one-slot channel rather than a sync.Mutex so that a Send
 	// waiting behind a slow writer can give up when its context ends.
 	lock chan struct{}
+	// configs holds the valid configurations seen, prepared once each.
+	configs *connector.ConfigCache[*prepared]
 }
 
 var _ connector.SmsConnector = (*Connector)(nil)
@@ -91,7 +93,7 @@ func New(opts Options) *Connector {
 	if w == nil {
 		w = os.Stderr
 	}
-	return &Connector{w: w, lock: make(chan struct{}, 1)}
+	return &Connector{w: w, lock: make(chan struct{}, 1), configs: connector.NewConfigCache[*prepared](0, 0)}
 }
 
 // OpenFile opens path for appending JSON lines, creating it with mode 0600 if it does not
@@ -107,9 +109,30 @@ func OpenFile(path string) (*os.File, error) {
 
 // ValidateConfig reports every problem of a console configuration; see ParseConfig. It never
 // fails.
+// A valid configuration is prepared and cached on the way, as Send does.
 func (c *Connector) ValidateConfig(_ context.Context, config json.RawMessage) ([]connector.Violation, error) {
-	_, vs := ParseConfig(config)
+	_, vs := c.configs.Load(bytes.TrimSpace(config), prepare)
 	return vs, nil
+}
+
+// prepared is a valid configuration with its templates compiled, made once per configuration
+// and kept in the Connector's cache (connector.ConfigCache, keyed by a SHA-256 of the bytes).
+type prepared struct {
+	cfg       *Config
+	templates []*connector.CompiledTemplate // cfg.Templates[i], compiled
+}
+
+// prepare parses and validates raw and compiles its templates.
+func prepare(raw []byte) (*prepared, []connector.Violation) {
+	cfg, vs := ParseConfig(raw)
+	if len(vs) > 0 {
+		return nil, vs
+	}
+	p := &prepared{cfg: cfg, templates: make([]*connector.CompiledTemplate, len(cfg.Templates))}
+	for i, t := range cfg.Templates {
+		p.templates[i] = connector.CompileTemplate(t.Content)
+	}
+	return p, nil
 }
 
 // Send renders the template for msg's usage type and locale and writes it as one Entry line.
@@ -133,19 +156,20 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 		return nil, connector.Errorf(connector.ReasonConfigMissing,
 			"the request carries no console configuration and no default configuration was filled in")
 	}
-	cfg, vs := ParseConfig(raw)
+	pc, vs := c.configs.Load(raw, prepare)
 	if len(vs) > 0 {
 		return nil, invalidConfig(vs)
 	}
-	tpl, err := connector.SelectTemplate(cfg.Templates, msg.UsageType, msg.Payload.Locale)
+	cfg := pc.cfg
+	i, err := connector.SelectTemplateIndex(cfg.Templates, msg.UsageType, msg.Payload.Locale)
 	if err != nil {
 		return nil, err
 	}
-	body := connector.Render(tpl.Content, msg.Payload)
+	body := pc.templates[i].Render(msg.Payload)
 	if n := utf16Len(body); n > MaxBodyLength {
 		return nil, connector.Errorf(connector.ReasonMessageTooLong,
 			"the rendered %s message is %d characters (UTF-16 code units), over the limit of %d: shorten its template",
-			tpl.UsageType, n, MaxBodyLength)
+			cfg.Templates[i].UsageType, n, MaxBodyLength)
 	}
 	segments, enc := connector.CountSegments(body)
 	e := Entry{

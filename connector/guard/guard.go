@@ -479,7 +479,8 @@ func nothingSent(err error) bool {
 		connector.ReasonMessageTooLong, connector.ReasonInvalidSender, connector.ReasonProviderAuthFailed,
 		connector.ReasonProviderAccountNotFound, connector.ReasonRecipientOptedOut, connector.ReasonCountryNotPermitted,
 		connector.ReasonRecipientUnreachable, connector.ReasonRateLimited, connector.ReasonProviderRateLimited,
-		connector.ReasonProviderQueueFull, connector.ReasonProviderRejected, connector.ReasonProviderUnavailable:
+		connector.ReasonProviderQueueFull, connector.ReasonProviderRejected, connector.ReasonProviderUnavailable,
+		connector.ReasonOverloaded, connector.ReasonUnauthenticated:
 		return true
 	}
 	// PROVIDER_OUTCOME_UNKNOWN, PROVIDER_TIMEOUT, PROVIDER_INVALID_RESPONSE, CANCELLED, INTERNAL:

@@ -233,6 +233,8 @@ func TestFailedSendReleasesSlots(t *testing.T) {
 		{connector.Errorf(connector.ReasonProviderQueueFull, "x"), true},
 		{connector.Errorf(connector.ReasonProviderRejected, "x"), true},
 		{connector.Errorf(connector.ReasonCountryNotPermitted, "x"), true},
+		{connector.Errorf(connector.ReasonOverloaded, "x"), true},
+		{connector.Errorf(connector.ReasonUnauthenticated, "x"), true},
 		{fmt.Errorf("wrapped: %w", connector.Errorf(connector.ReasonMessageTooLong, "x")), true},
 		{connector.Errorf(connector.ReasonProviderOutcomeUnknown, "x"), false},
 		{connector.Errorf(connector.ReasonProviderTimeout, "x"), false},

@@ -18,7 +18,7 @@
 //
 // What is not stored:
 //   - errors that prove nothing was sent and that waiting cures (RATE_LIMITED,
-//     PROVIDER_RATE_LIMITED, PROVIDER_UNAVAILABLE, PROVIDER_QUEUE_FULL): concurrent duplicates
+//     PROVIDER_RATE_LIMITED, PROVIDER_UNAVAILABLE, PROVIDER_QUEUE_FULL, OVERLOADED): concurrent duplicates
 //     get the same error, and the next duplicate tries again, as its RetryAfter invites;
 //   - the end of the first caller's own context (it cancelled or its deadline passed, whatever
 //     the reason it returned): that caller has gone and never saw an answer, so duplicates
@@ -262,7 +262,7 @@ func outcomeOf(ctx context.Context, err error) outcome {
 	}
 	switch connector.ReasonOf(err) {
 	case connector.ReasonRateLimited, connector.ReasonProviderRateLimited,
-		connector.ReasonProviderUnavailable, connector.ReasonProviderQueueFull:
+		connector.ReasonProviderUnavailable, connector.ReasonProviderQueueFull, connector.ReasonOverloaded:
 		return shared
 	}
 	return kept

@@ -213,6 +213,7 @@ func TestErrorsStoredOrNot(t *testing.T) {
 		{connector.Errorf(connector.ReasonProviderRateLimited, "429"), false},
 		{connector.Errorf(connector.ReasonProviderUnavailable, "refused"), false},
 		{connector.Errorf(connector.ReasonProviderQueueFull, "queue"), false},
+		{connector.Errorf(connector.ReasonOverloaded, "concurrency limit"), false},
 		{connector.Errorf(connector.ReasonCancelled, "vendor cancelled"), false},
 	}
 	for _, tt := range tests {

@@ -34,10 +34,10 @@ const (
 // backoff or the answer's Retry-After, whichever is longer, unless that wait is longer than
 // maxRetryWait or would leave less time before ctx's deadline than the last attempt took: then
 // it returns the last failure at once, rather than sleeping into a DEADLINE_EXCEEDED.
-func (c *Connector) create(ctx context.Context, cfg *Config, params *openapi.CreateMessageParams) (*openapi.ApiV2010Message, error) {
+func (c *Connector) create(ctx context.Context, pc *prepared, params *openapi.CreateMessageParams) (*openapi.ApiV2010Message, error) {
 	for n := 1; ; n++ {
 		start := time.Now()
-		m, header, err := c.attempt(ctx, cfg, params)
+		m, header, err := c.attempt(ctx, pc, params)
 		if err == nil {
 			return m, nil
 		}

@@ -651,7 +651,7 @@ func TestNewOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.timeout != DefaultTimeout || c.ownTransport == nil || c.ownTransport.MaxIdleConnsPerHost != 64 {
+	if c.timeout != DefaultTimeout || c.ownTransport == nil || c.ownTransport.MaxIdleConnsPerHost != 256 {
 		t.Errorf("defaults: timeout %v, transport %+v", c.timeout, c.ownTransport)
 	}
 	if c.maxAttempts != DefaultMaxAttempts || c.backoffBase != defaultBackoffBase || c.randN == nil || c.sleep == nil {

@@ -10,11 +10,13 @@ import (
 
 // newDefaultTransport returns the tuned transport a Connector uses when Options.Transport is
 // nil: a clone of http.DefaultTransport (proxy from the environment, HTTP/2, dial and TLS
-// timeouts) that keeps enough idle connections to Twilio for concurrent sends.
+// timeouts) that keeps enough idle connections to Twilio for concurrent sends: 256 per host,
+// so that up to 256 concurrent sends reuse their connections instead of opening and closing
+// one each (Go's default keeps 2).
 func newDefaultTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 256
-	t.MaxIdleConnsPerHost = 64
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 256
 	t.IdleConnTimeout = 90 * time.Second
 	t.TLSHandshakeTimeout = 10 * time.Second
 	t.ResponseHeaderTimeout = 0 // bounded by the per-attempt context instead

@@ -7,6 +7,12 @@
 // mapping of Twilio's answers to connector.Error reasons; template selection and rendering,
 // phone-number normalisation and segment counting come from package connector.
 //
+// A configuration is parsed and validated once: the connector keeps what it prepares from each
+// valid configuration (the parsed Config, its compiled templates, the credentials) in a bounded
+// cache keyed by the SHA-256 of the configuration's bytes (connector.ConfigCache), so that a
+// platform sending its tenants' configurations with every request, or the server sending its
+// default one, pays for the parse only the first time.
+//
 // twilio-go's CreateMessage takes no context and its base URL is a constant. The connector
 // therefore hands twilio-go, per Send, a light http.Client whose RoundTripper binds each
 // request to the Send's context (deadline, Options.Timeout and cancellation all abort the HTTP
@@ -66,13 +72,17 @@ type Options struct {
 	// also applies, whichever is sooner.
 	Timeout time.Duration
 	// Transport is the base RoundTripper (default: one shared tuned *http.Transport clone with
-	// MaxIdleConnsPerHost 64, IdleConnTimeout 90s). Never one per request.
+	// MaxIdleConnsPerHost 256, IdleConnTimeout 90s). Never one per request.
 	Transport http.RoundTripper
 	// MaxAttempts bounds the attempts of one Send at creating the message: 0 means
 	// DefaultMaxAttempts (3), 1 disables retries. Only failures that prove Twilio never
 	// processed the request are retried (see the package documentation); each attempt is
 	// bounded by Timeout, and all of them by the caller's deadline.
 	MaxAttempts int
+	// ConfigCacheSize bounds how many prepared configurations the connector keeps (see the
+	// package documentation): 0 means connector.DefaultConfigCacheEntries (1024), a negative
+	// value disables the cache, so every Send parses its configuration again.
+	ConfigCacheSize int
 }
 
 // Connector sends SMS through Twilio. It is safe for concurrent use; make one per process and
@@ -83,6 +93,7 @@ type Connector struct {
 	baseURL      *url.URL        // from Options.APIURL; nil for Twilio itself
 	timeout      time.Duration
 	userAgent    []string
+	configs      *connector.ConfigCache[*prepared] // valid configurations, prepared once
 
 	// Retry policy (see retry.go). Tests replace backoffBase, randN and sleep to run without
 	// real waits; nothing else changes them after New.
@@ -107,6 +118,7 @@ func New(opts Options) (*Connector, error) {
 		backoffMax:  defaultBackoffMax,
 		randN:       rand.Int64N,
 		sleep:       sleepContext,
+		configs:     connector.NewConfigCache[*prepared](opts.ConfigCacheSize, 0),
 	}
 	switch {
 	case c.timeout < 0:
@@ -155,9 +167,40 @@ func (c *Connector) Close() error {
 
 // ValidateConfig reports every problem of a Twilio configuration; see ParseConfig. It never
 // fails.
+// A valid configuration is prepared and cached on the way, so the default configuration a server
+// checks at start-up is never parsed again.
 func (c *Connector) ValidateConfig(_ context.Context, config json.RawMessage) ([]connector.Violation, error) {
-	_, vs := ParseConfig(config)
+	_, vs := c.configs.Load(bytes.TrimSpace(config), prepare)
 	return vs, nil
+}
+
+// prepared is what the connector makes of a valid configuration, once: the parsed Config, and
+// what every Send with it needs ready-made.
+type prepared struct {
+	cfg          *Config
+	templates    []*connector.CompiledTemplate // cfg.Templates[i], compiled
+	credentials  *twclient.Credentials         // read-only; shared by every Send
+	edge, region string
+	sender       string
+}
+
+// prepare parses and validates raw, and prepares the result for sending.
+func prepare(raw []byte) (*prepared, []connector.Violation) {
+	cfg, vs := ParseConfig(raw)
+	if len(vs) > 0 {
+		return nil, vs
+	}
+	p := &prepared{
+		cfg:         cfg,
+		templates:   make([]*connector.CompiledTemplate, len(cfg.Templates)),
+		credentials: twclient.NewCredentials(cfg.credentials()),
+		sender:      cfg.sender(),
+	}
+	p.edge, p.region = cfg.edgeRegion()
+	for i, t := range cfg.Templates {
+		p.templates[i] = connector.CompileTemplate(t.Content)
+	}
+	return p, nil
 }
 
 // Send renders the template for msg's usage type and locale and creates the message at Twilio.
@@ -178,19 +221,20 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 		return nil, connector.Errorf(connector.ReasonConfigMissing,
 			"the request carries no Twilio configuration and no default configuration was filled in")
 	}
-	cfg, vs := ParseConfig(raw)
+	pc, vs := c.configs.Load(raw, prepare)
 	if len(vs) > 0 {
 		return nil, invalidConfig(vs)
 	}
-	tpl, err := connector.SelectTemplate(cfg.Templates, msg.UsageType, msg.Payload.Locale)
+	cfg := pc.cfg
+	i, err := connector.SelectTemplateIndex(cfg.Templates, msg.UsageType, msg.Payload.Locale)
 	if err != nil {
 		return nil, err
 	}
-	body := connector.Render(tpl.Content, msg.Payload)
+	body := pc.templates[i].Render(msg.Payload)
 	if n := utf16Len(body); n > MaxBodyLength {
 		return nil, connector.Errorf(connector.ReasonMessageTooLong,
 			"the rendered %s message is %d characters (UTF-16 code units), over Twilio's limit of %d: shorten its template",
-			tpl.UsageType, n, MaxBodyLength)
+			cfg.Templates[i].UsageType, n, MaxBodyLength)
 	}
 	segments, enc := connector.CountSegments(body)
 
@@ -208,7 +252,7 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 		params.SetRiskCheck("disable")
 	}
 
-	m, err := c.create(ctx, cfg, params)
+	m, err := c.create(ctx, pc, params)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +261,7 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 		Segments:  segments,
 		Encoding:  enc,
 		To:        msg.To,
-		Sender:    cfg.sender(),
+		Sender:    pc.sender,
 	}
 	if m.Status != nil {
 		r.Status = *m.Status
@@ -227,24 +271,22 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 
 // attempt makes one attempt at creating the message, bounded by ctx and the attempt timeout.
 // On failure it also returns the answer's Retry-After header, if any, for the retry loop.
-func (c *Connector) attempt(ctx context.Context, cfg *Config, params *openapi.CreateMessageParams) (_ *openapi.ApiV2010Message, retryAfterHeader string, _ *connector.Error) {
+func (c *Connector) attempt(ctx context.Context, pc *prepared, params *openapi.CreateMessageParams) (_ *openapi.ApiV2010Message, retryAfterHeader string, _ *connector.Error) {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	rt := &attemptTransport{base: c.transport, ctx: actx, baseURL: c.baseURL}
 	defer rt.finish()
 
-	user, pass := cfg.credentials()
 	tc := &twclient.Client{
-		Credentials:         twclient.NewCredentials(user, pass),
+		Credentials:         pc.credentials,
 		HTTPClient:          &http.Client{Transport: rt, CheckRedirect: noRedirect},
 		UserAgentExtensions: c.userAgent,
 	}
-	tc.SetAccountSid(cfg.AccountSID)
+	tc.SetAccountSid(pc.cfg.AccountSID)
 	// The request handler is built directly rather than with twilio.NewRestClientWithParams:
 	// that one builds ~60 API services per call and takes edge and region from the
 	// TWILIO_EDGE/TWILIO_REGION environment, where only the configuration's host may decide.
-	edge, region := cfg.edgeRegion()
-	api := openapi.NewApiService(&twclient.RequestHandler{Client: tc, Edge: edge, Region: region})
+	api := openapi.NewApiService(&twclient.RequestHandler{Client: tc, Edge: pc.edge, Region: pc.region})
 
 	m, err := api.CreateMessage(params)
 	if err != nil {

@@ -121,6 +121,7 @@ func TestErrorFromStatusWithoutErrorInfo(t *testing.T) {
 		{"connection refused", status.Error(codes.Unavailable, "connection refused"), connector.ReasonInternal, "connection refused"},
 		{"cancelled by the caller", status.Error(codes.Canceled, "context canceled"), connector.ReasonCancelled, "context canceled"},
 		{"deadline of the caller", status.Error(codes.DeadlineExceeded, "context deadline exceeded"), connector.ReasonProviderTimeout, "context deadline exceeded"},
+		{"refused by a gateway", status.Error(codes.Unauthenticated, "no credentials"), connector.ReasonUnauthenticated, "no credentials"},
 		{"another domain", foreign.Err(), connector.ReasonInternal, "someone else's"},
 		{"not a status", errors.New("plain"), connector.ReasonInternal, "the call failed: plain"},
 	}

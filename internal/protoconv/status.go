@@ -29,7 +29,8 @@ const (
 // the proto enum connector.sms.v1.ErrorReason has exactly one entry (status_test.go proves it).
 // The grouping follows who must act: the caller (InvalidArgument), the operator or the
 // recipient's state (FailedPrecondition), load (ResourceExhausted, Unavailable: see RetryInfo),
-// time (DeadlineExceeded), the caller's own cancellation (Canceled), a bug (Internal).
+// time (DeadlineExceeded), the caller's own cancellation (Canceled), the caller's credentials
+// (Unauthenticated), a bug (Internal).
 var codeOf = map[connector.Reason]codes.Code{
 	connector.ReasonInvalidRequest:     codes.InvalidArgument,
 	connector.ReasonInvalidPhoneNumber: codes.InvalidArgument,
@@ -49,6 +50,7 @@ var codeOf = map[connector.Reason]codes.Code{
 
 	connector.ReasonRateLimited:       codes.ResourceExhausted,
 	connector.ReasonProviderQueueFull: codes.ResourceExhausted,
+	connector.ReasonOverloaded:        codes.ResourceExhausted,
 
 	connector.ReasonProviderRateLimited:    codes.Unavailable,
 	connector.ReasonProviderUnavailable:    codes.Unavailable,
@@ -57,6 +59,8 @@ var codeOf = map[connector.Reason]codes.Code{
 	connector.ReasonProviderTimeout: codes.DeadlineExceeded,
 
 	connector.ReasonCancelled: codes.Canceled,
+
+	connector.ReasonUnauthenticated: codes.Unauthenticated,
 
 	connector.ReasonProviderInvalidResponse: codes.Internal,
 	connector.ReasonInternal:                codes.Internal,
@@ -147,7 +151,8 @@ func Status(err error) *status.Status {
 // A status without this contract's ErrorInfo did not come from a connector (the connection
 // failed, the process is gone, a proxy answered): it becomes CANCELLED for codes.Canceled,
 // PROVIDER_TIMEOUT for codes.DeadlineExceeded (the send may have happened, as when the server
-// times out), and INTERNAL otherwise, with the status message. ErrorFromStatus(nil) is nil.
+// times out), UNAUTHENTICATED for codes.Unauthenticated (a proxy or gateway refused the
+// caller), and INTERNAL otherwise, with the status message. ErrorFromStatus(nil) is nil.
 func ErrorFromStatus(err error) *connector.Error {
 	if err == nil {
 		return nil
@@ -178,6 +183,8 @@ func ErrorFromStatus(err error) *connector.Error {
 			ce.Reason = connector.ReasonCancelled
 		case codes.DeadlineExceeded:
 			ce.Reason = connector.ReasonProviderTimeout
+		case codes.Unauthenticated:
+			ce.Reason = connector.ReasonUnauthenticated
 		default:
 			ce.Reason = connector.ReasonInternal
 		}

@@ -199,7 +199,8 @@ const (
 	// No template for the usage type and no Generic template. FAILED_PRECONDITION.
 	// Logto: template_not_found.
 	ErrorReason_ERROR_REASON_TEMPLATE_NOT_FOUND ErrorReason = 6
-	// The rendered message is longer than the vendor accepts (Twilio: 1600 characters, 21617).
+	// The rendered message is longer than the vendor accepts (Twilio: 1600 characters, 21617),
+	// or takes more SMS segments than the server allows (--max-segments, default 10).
 	// FAILED_PRECONDITION. Logto: invalid_config.
 	ErrorReason_ERROR_REASON_MESSAGE_TOO_LONG ErrorReason = 7
 	// The vendor refused the configured sender: not a valid or owned number, not SMS-capable, or
@@ -253,6 +254,15 @@ const (
 	// A bug in the connector; the message says nothing more on purpose. INTERNAL.
 	// Logto: general.
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 23
+	// The caller did not authenticate: the server requires a bearer token ("authorization:
+	// Bearer <token>" metadata) or a client certificate, and the call carried none, or a wrong
+	// one. Nothing ran. UNAUTHENTICATED. Logto: general. (A client certificate from the wrong
+	// CA fails the TLS handshake instead: the client sees UNAVAILABLE and no reason.)
+	ErrorReason_ERROR_REASON_UNAUTHENTICATED ErrorReason = 24
+	// The connector is running as many sends at once as it is allowed to (--max-concurrent-sends)
+	// and refused this one rather than queue it; nothing was sent, so retrying after RetryInfo's
+	// delay is safe. RESOURCE_EXHAUSTED. Logto: rate_limit_exceeded.
+	ErrorReason_ERROR_REASON_OVERLOADED ErrorReason = 25
 )
 
 // Enum value maps for ErrorReason.
@@ -282,6 +292,8 @@ var (
 		21: "ERROR_REASON_PROVIDER_INVALID_RESPONSE",
 		22: "ERROR_REASON_CANCELLED",
 		23: "ERROR_REASON_INTERNAL",
+		24: "ERROR_REASON_UNAUTHENTICATED",
+		25: "ERROR_REASON_OVERLOADED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                0,
@@ -308,6 +320,8 @@ var (
 		"ERROR_REASON_PROVIDER_INVALID_RESPONSE":  21,
 		"ERROR_REASON_CANCELLED":                  22,
 		"ERROR_REASON_INTERNAL":                   23,
+		"ERROR_REASON_UNAUTHENTICATED":            24,
+		"ERROR_REASON_OVERLOADED":                 25,
 	}
 )
 
@@ -424,9 +438,13 @@ type SendMessageRequest struct {
 	// configuration (--config); with neither, FAILED_PRECONDITION (CONFIG_MISSING).
 	Config *structpb.Struct `protobuf:"bytes,4,opt,name=config,proto3" json:"config,omitempty"`
 	// Identifies retries of the same logical send, so a retried request does not send a second
-	// SMS. Optional; up to 128 characters.
+	// SMS: within the server's idempotency window (default 10 minutes), a request with the same
+	// key and the same config is answered with the first send's answer, and the same key with a
+	// different recipient, usage type or payload is INVALID_REQUEST. Optional; up to 128
+	// characters.
 	IdempotencyKey string `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// The end user's IP address as the platform saw it, for per-IP abuse limits. Optional.
+	// The end user's IP address as the platform saw it ("203.0.113.7", "2001:db8::1"), for
+	// per-IP abuse limits. Optional; anything else is INVALID_REQUEST.
 	ClientIp      string `protobuf:"bytes,6,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -507,13 +525,16 @@ func (x *SendMessageRequest) GetClientIp() string {
 // Payload holds the values a template is rendered with.
 type Payload struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The verification code: replaces {{code}}. Required; at most 64 characters.
+	// The verification code: replaces {{code}}. Required; at most 64 characters, printable
+	// ones only (no control or formatting characters, no line breaks).
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	// The end user's BCP 47 language tag ("fr-CA"): picks the template written for that locale,
-	// else for its language ("fr"), else the one without a locale. Replaces {{locale}}.
+	// else for its language ("fr"), else the one without a locale. Replaces {{locale}}. At most
+	// 35 characters: letters, digits, "-" and "_".
 	Locale string `protobuf:"bytes,2,opt,name=locale,proto3" json:"locale,omitempty"`
 	// Further values, addressed by dotted path: {"application": {"name": "Acme"}} fills
-	// {{application.name}}. A placeholder with no value renders empty.
+	// {{application.name}}. A placeholder with no value renders empty. At most 8 KiB as JSON,
+	// each string (key or value) at most 1 KiB, nested at most 8 levels deep.
 	Variables     *structpb.Struct `protobuf:"bytes,3,opt,name=variables,proto3" json:"variables,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1278,7 +1299,7 @@ const file_connector_sms_v1_connector_proto_rawDesc = "" +
 	"\bEncoding\x12\x18\n" +
 	"\x14ENCODING_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rENCODING_GSM7\x10\x01\x12\x11\n" +
-	"\rENCODING_UCS2\x10\x02*\xf9\x06\n" +
+	"\rENCODING_UCS2\x10\x02*\xb8\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12%\n" +
@@ -1304,7 +1325,9 @@ const file_connector_sms_v1_connector_proto_rawDesc = "" +
 	"\x1dERROR_REASON_PROVIDER_TIMEOUT\x10\x14\x12*\n" +
 	"&ERROR_REASON_PROVIDER_INVALID_RESPONSE\x10\x15\x12\x1a\n" +
 	"\x16ERROR_REASON_CANCELLED\x10\x16\x12\x19\n" +
-	"\x15ERROR_REASON_INTERNAL\x10\x17*\xd4\x01\n" +
+	"\x15ERROR_REASON_INTERNAL\x10\x17\x12 \n" +
+	"\x1cERROR_REASON_UNAUTHENTICATED\x10\x18\x12\x1b\n" +
+	"\x17ERROR_REASON_OVERLOADED\x10\x19*\xd4\x01\n" +
 	"\fFormItemType\x12\x1e\n" +
 	"\x1aFORM_ITEM_TYPE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13FORM_ITEM_TYPE_TEXT\x10\x01\x12\x19\n" +

@@ -50,9 +50,12 @@ type SmsConnectorClient interface {
 	// delivery (Twilio: "queued" or "accepted"), not that the handset received it.
 	//
 	// Errors: INVALID_ARGUMENT (INVALID_REQUEST, INVALID_PHONE_NUMBER, RECIPIENT_NOT_MOBILE,
-	// INVALID_CONFIG), FAILED_PRECONDITION (configuration, sender, template or recipient state),
-	// RESOURCE_EXHAUSTED and UNAVAILABLE (load; see RetryInfo), DEADLINE_EXCEEDED, INTERNAL.
-	// See ErrorReason for each reason's meaning and whether a retry is safe.
+	// INVALID_CONFIG), FAILED_PRECONDITION (configuration, sender, template or recipient state,
+	// MESSAGE_TOO_LONG), RESOURCE_EXHAUSTED (RATE_LIMITED, PROVIDER_QUEUE_FULL, OVERLOADED) and
+	// UNAVAILABLE (the vendor; see RetryInfo), DEADLINE_EXCEEDED, UNAUTHENTICATED (when the
+	// server requires credentials), INTERNAL. A request larger than the server accepts is
+	// refused by gRPC itself with RESOURCE_EXHAUSTED and no ErrorInfo. See ErrorReason for each
+	// reason's meaning and whether a retry is safe.
 	SendMessage(ctx context.Context, in *SendMessageRequest, opts ...grpc.CallOption) (*SendMessageResponse, error)
 	// ValidateConfig checks a connector configuration without sending anything and reports
 	// every problem with its field path. An invalid configuration is a successful call with
@@ -113,9 +116,12 @@ type SmsConnectorServer interface {
 	// delivery (Twilio: "queued" or "accepted"), not that the handset received it.
 	//
 	// Errors: INVALID_ARGUMENT (INVALID_REQUEST, INVALID_PHONE_NUMBER, RECIPIENT_NOT_MOBILE,
-	// INVALID_CONFIG), FAILED_PRECONDITION (configuration, sender, template or recipient state),
-	// RESOURCE_EXHAUSTED and UNAVAILABLE (load; see RetryInfo), DEADLINE_EXCEEDED, INTERNAL.
-	// See ErrorReason for each reason's meaning and whether a retry is safe.
+	// INVALID_CONFIG), FAILED_PRECONDITION (configuration, sender, template or recipient state,
+	// MESSAGE_TOO_LONG), RESOURCE_EXHAUSTED (RATE_LIMITED, PROVIDER_QUEUE_FULL, OVERLOADED) and
+	// UNAVAILABLE (the vendor; see RetryInfo), DEADLINE_EXCEEDED, UNAUTHENTICATED (when the
+	// server requires credentials), INTERNAL. A request larger than the server accepts is
+	// refused by gRPC itself with RESOURCE_EXHAUSTED and no ErrorInfo. See ErrorReason for each
+	// reason's meaning and whether a retry is safe.
 	SendMessage(context.Context, *SendMessageRequest) (*SendMessageResponse, error)
 	// ValidateConfig checks a connector configuration without sending anything and reports
 	// every problem with its field path. An invalid configuration is a successful call with

@@ -1,0 +1,106 @@
+package connector
+
+import (
+	"container/list"
+	"crypto/sha256"
+	"sync"
+)
+
+// Default bounds of a ConfigCache.
+const (
+	// DefaultConfigCacheEntries is how many configurations a ConfigCache holds by default:
+	// one per tenant of a platform that sends its tenants' configurations with each request.
+	DefaultConfigCacheEntries = 1024
+	// DefaultConfigCacheBytes bounds the total size of the configurations a ConfigCache holds
+	// by default (their JSON bytes; what is prepared from them is of the same order), so that
+	// large configurations cannot make the cache grow without bound.
+	DefaultConfigCacheBytes = 16 << 20
+)
+
+// ConfigCache remembers what a connector prepared from a configuration (the parsed and
+// validated form, compiled templates, ready credentials), so that a configuration that comes
+// with every request is parsed and validated once, not at every send. It is bounded: it holds
+// at most a number of entries and a number of configuration bytes, and evicts the least
+// recently used entry beyond either. Only configurations without violations are kept.
+//
+// Entries are keyed by the SHA-256 of the configuration's bytes, so the key of a configuration
+// holding a secret is not the secret in clear, and byte-identical configurations share an
+// entry. It is safe for concurrent use; a hit takes a mutex for a map look-up and does not
+// allocate.
+type ConfigCache[T any] struct {
+	maxEntries, maxBytes int
+
+	mu      sync.Mutex
+	entries map[[sha256.Size]byte]*list.Element // of *cacheEntry[T]
+	order   list.List                           // front: most recently used
+	bytes   int                                 // sum of the entries' sizes
+}
+
+// cacheEntry is one prepared configuration.
+type cacheEntry[T any] struct {
+	key  [sha256.Size]byte
+	size int
+	val  T
+}
+
+// NewConfigCache returns a cache of at most maxEntries configurations of at most maxBytes
+// bytes in all; 0 means DefaultConfigCacheEntries or DefaultConfigCacheBytes. A negative
+// maxEntries disables the cache: Load then prepares every configuration.
+func NewConfigCache[T any](maxEntries, maxBytes int) *ConfigCache[T] {
+	if maxEntries == 0 {
+		maxEntries = DefaultConfigCacheEntries
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultConfigCacheBytes
+	}
+	return &ConfigCache[T]{maxEntries: maxEntries, maxBytes: maxBytes, entries: map[[sha256.Size]byte]*list.Element{}}
+}
+
+// Load returns what prepare made of raw, from the cache when raw was prepared before.
+// Otherwise it calls prepare, and keeps the result when there are no violations and raw fits
+// the cache's bounds. prepare must be a pure function of raw: concurrent first loads of the
+// same configuration may each call it.
+func (c *ConfigCache[T]) Load(raw []byte, prepare func(raw []byte) (T, []Violation)) (T, []Violation) {
+	if c == nil || c.maxEntries < 0 {
+		return prepare(raw)
+	}
+	key := sha256.Sum256(raw)
+	c.mu.Lock()
+	if e, ok := c.entries[key]; ok {
+		c.order.MoveToFront(e)
+		v := e.Value.(*cacheEntry[T]).val
+		c.mu.Unlock()
+		return v, nil
+	}
+	c.mu.Unlock()
+
+	v, vs := prepare(raw)
+	if len(vs) > 0 || len(raw) > c.maxBytes {
+		return v, vs
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[key]; ok { // prepared concurrently; keep the first
+		return v, nil
+	}
+	c.entries[key] = c.order.PushFront(&cacheEntry[T]{key: key, size: len(raw), val: v})
+	c.bytes += len(raw)
+	for len(c.entries) > c.maxEntries || c.bytes > c.maxBytes {
+		oldest := c.order.Back()
+		e := oldest.Value.(*cacheEntry[T])
+		c.order.Remove(oldest)
+		delete(c.entries, e.key)
+		c.bytes -= e.size
+	}
+	return v, nil
+}
+
+// Len returns how many configurations the cache holds.
+func (c *ConfigCache[T]) Len() int {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}

@@ -1,0 +1,114 @@
+package sdk
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/sms-connector/sms-connector/connector"
+	"github.com/sms-connector/sms-connector/connector/guard"
+	"github.com/sms-connector/sms-connector/connector/idempotency"
+	"github.com/sms-connector/sms-connector/connector/limits"
+)
+
+// Defences are the protections the SDK puts around every vendor's connector, whatever the
+// vendor: idempotent sends (package idempotency), the segment and concurrency limits (package
+// limits) and the abuse guard (package guard). A zero Defences adds none of them; the binary's
+// defaults are those of the flags (--policy, --no-guard, --idempotency-window,
+// --max-segments, --max-concurrent-sends).
+type Defences struct {
+	// Guard turns the abuse guard on, with Policy.
+	Guard bool
+	// Policy is what the guard enforces (guard.DefaultPolicy, or guard.ParsePolicy of a file).
+	Policy guard.Policy
+	// GuardOptions configure the guard further (a shared store, a clock).
+	GuardOptions []guard.Option
+	// IdempotencyWindow, when positive, sends each idempotency key at most once within it;
+	// 0 turns idempotency off.
+	IdempotencyWindow time.Duration
+	// MaxSegments refuses a message whose rendered body takes more SMS segments, with
+	// MESSAGE_TOO_LONG; 0: no limit but the vendor's own.
+	MaxSegments int
+	// MaxConcurrentSends is how many sends may be in flight at once; one more is refused with
+	// OVERLOADED (RESOURCE_EXHAUSTED, RetryInfo). 0: no limit.
+	MaxConcurrentSends int
+}
+
+// Defend wraps next in d's protections, outermost first:
+//
+//	idempotency -> limits (segments, concurrency) -> guard -> next (the vendor)
+//
+// Idempotency is outermost, so a retry of an answered send gets the stored answer without
+// being counted, or refused, as a second send to the recipient, and duplicates waiting for a
+// send in flight hold no concurrency slot. The limits come before the guard, so a message
+// refused for its length, or for load, never takes a slot of the guard's windows. Each layer
+// passes ValidateConfig and Metadata through to next. A layer d leaves off is not there at all.
+func Defend(next connector.SmsConnector, d Defences) (connector.SmsConnector, error) {
+	if next == nil {
+		return nil, errors.New("sdk: Defend: no connector")
+	}
+	c := next
+	if d.Guard {
+		g, err := guard.New(c, d.Policy, d.GuardOptions...)
+		if err != nil {
+			return nil, err
+		}
+		c = g
+	}
+	if d.MaxSegments != 0 || d.MaxConcurrentSends != 0 {
+		l, err := limits.New(c, limits.Options{MaxSegments: d.MaxSegments, MaxConcurrent: d.MaxConcurrentSends})
+		if err != nil {
+			return nil, err
+		}
+		c = l
+	}
+	switch {
+	case d.IdempotencyWindow < 0:
+		return nil, fmt.Errorf("sdk: Defend: negative IdempotencyWindow %v", d.IdempotencyWindow)
+	case d.IdempotencyWindow > 0:
+		i, err := idempotency.New(c, idempotency.Options{Window: d.IdempotencyWindow})
+		if err != nil {
+			return nil, err
+		}
+		c = i
+	}
+	return c, nil
+}
+
+// SandboxPolicy is the guard's policy in sandbox mode unless --policy gives another: the
+// default policy's destination rules (denied calling codes, premium-rate, shared-cost and
+// fixed-line numbers), with rate limits relaxed so that examples and tests can send to the
+// emulator's magic numbers, which share one number range, again and again:
+//   - per recipient 30 per minute (default: 1 per 30s, 5 per hour);
+//   - per client IP 120 per minute (default: 10 per minute, 50 per hour);
+//   - per number range 600 per hour (default: 10 per hour, 50 per day);
+//   - a global budget of 5,000 per hour (default 1,000).
+func SandboxPolicy() guard.Policy {
+	p := guard.DefaultPolicy()
+	p.Recipient = []guard.Limit{{Max: 30, Window: time.Minute}}
+	p.ClientIP = []guard.Limit{{Max: 120, Window: time.Minute}}
+	p.Prefix = []guard.Limit{{Max: 600, Window: time.Hour}}
+	p.Global = guard.Limit{Max: 5000, Window: time.Hour}
+	return p
+}
+
+// policyOf returns the guard policy o asks for and where it comes from: the --policy file,
+// the sandbox's relaxed policy, or the default.
+func policyOf(o *options) (guard.Policy, string, error) {
+	switch {
+	case o.policyFile != "":
+		raw, err := os.ReadFile(o.policyFile)
+		if err != nil {
+			return guard.Policy{}, "", fmt.Errorf("--policy: %w", err)
+		}
+		p, err := guard.ParsePolicy(raw)
+		if err != nil {
+			return guard.Policy{}, "", fmt.Errorf("--policy %s: %w", o.policyFile, err)
+		}
+		return p, "--policy " + o.policyFile, nil
+	case o.sandbox:
+		return SandboxPolicy(), "the sandbox's relaxed policy (sdk.SandboxPolicy; --policy to use another)", nil
+	}
+	return guard.DefaultPolicy(), "the default policy (guard.DefaultPolicy; --policy to change it)", nil
+}

@@ -1,0 +1,202 @@
+package telemetry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/sms-connector/sms-connector/connector"
+)
+
+// Span and attribute names of the provider span (see WithProviderTelemetry).
+const (
+	// ProviderSpanName names the span of one vendor call.
+	ProviderSpanName = "sms.provider.send"
+
+	attrConnector    = "sms.connector.id"
+	attrUsageType    = "sms.usage_type"
+	attrCallingCode  = "sms.destination.country_code"
+	attrOutcome      = "sms.outcome"
+	attrSegments     = "sms.segments"
+	attrEncoding     = "sms.encoding"
+	attrMessageID    = "sms.message_id"
+	attrProvider     = "sms.provider"
+	attrProviderCode = "sms.provider.code"
+	attrErrorType    = "error.type"
+)
+
+// refusalReasons are the reasons of the refusals the connector's own limits make before any
+// vendor is called (with no Provider in the error): the abuse guard's and the concurrency
+// limit's. A vendor's COUNTRY_NOT_PERMITTED (Twilio 21408) names its provider and is a
+// provider error instead.
+var refusalReasons = map[connector.Reason]bool{
+	connector.ReasonRateLimited:         true,
+	connector.ReasonCountryNotPermitted: true,
+	connector.ReasonOverloaded:          true,
+}
+
+// WithMetrics returns next counting its sends in m, as connector id: every send by usage type,
+// destination country calling code and outcome (sms_connector_messages_total), the refusals of
+// the connector's own limits (sms_connector_rate_limit_refusals_total), and the sends in
+// progress (sms_connector_sends_in_flight). Put it outermost, around the abuse guard and the
+// limits, so that it sees their refusals; the vendor's own share is measured by
+// WithProviderTelemetry around the vendor. A nil m returns next unchanged.
+//
+// The returned connector passes ValidateConfig and Metadata through, and Close when next is an
+// io.Closer.
+func WithMetrics(next connector.SmsConnector, m *Metrics, id string) connector.SmsConnector {
+	if m == nil || next == nil {
+		return next
+	}
+	return &sendMetrics{
+		passThrough: passThrough{next: next},
+		m:           m,
+		id:          id,
+		inFlight:    m.inFlight.WithLabelValues(id),
+	}
+}
+
+// sendMetrics is WithMetrics' connector.
+type sendMetrics struct {
+	passThrough
+	m        *Metrics
+	id       string
+	inFlight prometheus.Gauge
+}
+
+// Send counts msg's send around next's.
+func (s *sendMetrics) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
+	s.inFlight.Inc()
+	defer s.inFlight.Dec()
+	r, err := s.next.Send(ctx, msg)
+	usage, cc := unknownLabel, unknownLabel
+	if msg != nil {
+		usage, cc = usageLabel(msg.UsageType), callingCode(msg.To)
+	}
+	outcome := outcomeLabel(err)
+	s.m.messages.WithLabelValues(s.id, usage, cc, outcome).Inc()
+	var ce *connector.Error
+	if errors.As(err, &ce) && ce.Provider == "" && refusalReasons[ce.Reason] {
+		s.m.refusals.WithLabelValues(s.id, string(ce.Reason)).Inc()
+	}
+	return r, err
+}
+
+// WithProviderTelemetry returns vendor measured as the provider call of each send, as
+// connector id: with m (may be nil), the duration of every send that reached the vendor
+// (sms_connector_provider_request_duration_seconds, including the driver's own retries and
+// their backoff) and the vendor's failures by provider code (sms_connector_provider_errors_total);
+// with tp (may be nil), a client span "sms.provider.send", a child of the caller's span (the
+// RPC's), whose attributes are the connector id, the usage type, the destination's calling code,
+// the outcome, segments and encoding, the vendor's message id, and on failure the reason
+// (error.type), provider and provider code: never the number, the body or the code. Put it
+// directly around the vendor's connector, inside the abuse guard and the limits, so their
+// refusals, which call no vendor, do not count. With m and tp nil it returns vendor unchanged.
+//
+// A send "reached the vendor" when it succeeded or failed with a *connector.Error that names
+// its Provider: the driver's local failures (an invalid configuration, no template) are not
+// vendor calls.
+func WithProviderTelemetry(vendor connector.SmsConnector, m *Metrics, tp trace.TracerProvider, id string) connector.SmsConnector {
+	if vendor == nil || (m == nil && tp == nil) {
+		return vendor
+	}
+	p := &providerTelemetry{passThrough: passThrough{next: vendor}, m: m, id: id}
+	if tp != nil {
+		p.tracer = tp.Tracer(instrumentationName)
+	}
+	return p
+}
+
+// providerTelemetry is WithProviderTelemetry's connector.
+type providerTelemetry struct {
+	passThrough
+	m      *Metrics     // nil: no metrics
+	tracer trace.Tracer // nil: no spans
+	id     string
+}
+
+// Send measures the vendor's Send.
+func (p *providerTelemetry) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
+	var span trace.Span
+	if p.tracer != nil {
+		attrs := []attribute.KeyValue{attribute.String(attrConnector, p.id)}
+		if msg != nil {
+			attrs = append(attrs,
+				attribute.String(attrUsageType, usageLabel(msg.UsageType)),
+				attribute.String(attrCallingCode, callingCode(msg.To)))
+		}
+		ctx, span = p.tracer.Start(ctx, ProviderSpanName, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	}
+	start := time.Now()
+	r, err := p.next.Send(ctx, msg)
+	elapsed := time.Since(start)
+
+	var ce *connector.Error
+	isErr := errors.As(err, &ce)
+	fromProvider := isErr && ce.Provider != ""
+	outcome := outcomeLabel(err)
+	if p.m != nil {
+		if err == nil || fromProvider {
+			p.m.providerDuration.WithLabelValues(p.id, outcome).Observe(elapsed.Seconds())
+		}
+		if fromProvider {
+			code := ce.ProviderCode
+			if code == "" {
+				code = noCode
+			}
+			p.m.providerErrors.WithLabelValues(p.id, ce.Provider, code, string(ce.Reason)).Inc()
+		}
+	}
+	if span != nil {
+		span.SetAttributes(attribute.String(attrOutcome, outcome))
+		switch {
+		case err == nil && r != nil:
+			span.SetAttributes(
+				attribute.Int(attrSegments, r.Segments),
+				attribute.String(attrEncoding, string(r.Encoding)),
+				attribute.String(attrMessageID, r.MessageID))
+		case err != nil:
+			// The reason, never the error's text: a vendor's message may quote the number.
+			span.SetAttributes(attribute.String(attrErrorType, outcome))
+			if fromProvider {
+				span.SetAttributes(attribute.String(attrProvider, ce.Provider))
+				if ce.ProviderCode != "" {
+					span.SetAttributes(attribute.String(attrProviderCode, ce.ProviderCode))
+				}
+			}
+			span.SetStatus(codes.Error, outcome)
+		}
+		span.End()
+	}
+	return r, err
+}
+
+// passThrough forwards ValidateConfig, Metadata and Close to next.
+type passThrough struct {
+	next connector.SmsConnector
+}
+
+// ValidateConfig passes through to the wrapped connector.
+func (p passThrough) ValidateConfig(ctx context.Context, config json.RawMessage) ([]connector.Violation, error) {
+	return p.next.ValidateConfig(ctx, config)
+}
+
+// Metadata passes through to the wrapped connector.
+func (p passThrough) Metadata(ctx context.Context) (*connector.Metadata, error) {
+	return p.next.Metadata(ctx)
+}
+
+// Close closes the wrapped connector when it is an io.Closer.
+func (p passThrough) Close() error {
+	if c, ok := p.next.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
