@@ -66,6 +66,9 @@ type Connector struct {
 	next        connector.SmsConnector
 	maxSegments int
 	slots       chan struct{} // nil: no concurrency limit
+	// templates holds each configuration's templates, compiled, so the segment check reads a
+	// configuration that comes with every request once, as the vendors do.
+	templates *connector.ConfigCache[*compiledTemplates]
 }
 
 var _ connector.SmsConnector = (*Connector)(nil)
@@ -81,7 +84,7 @@ func New(next connector.SmsConnector, o Options) (*Connector, error) {
 	case o.MaxConcurrent < 0:
 		return nil, fmt.Errorf("limits: negative MaxConcurrent %d", o.MaxConcurrent)
 	}
-	c := &Connector{next: next, maxSegments: o.MaxSegments}
+	c := &Connector{next: next, maxSegments: o.MaxSegments, templates: connector.NewConfigCache[*compiledTemplates](0, 0)}
 	if o.MaxConcurrent > 0 {
 		c.slots = make(chan struct{}, o.MaxConcurrent)
 	}
@@ -140,6 +143,31 @@ type templatesOnly struct {
 	Templates []connector.Template `json:"templates"`
 }
 
+// compiledTemplates is a configuration's templates with each one compiled, at the same index.
+type compiledTemplates struct {
+	templates []connector.Template
+	compiled  []*connector.CompiledTemplate
+}
+
+// unreadable marks a configuration the check leaves to the vendor; the cache keeps nothing
+// of it.
+func unreadable() []connector.Violation {
+	return []connector.Violation{{Field: "templates", Description: "not readable by the segment check"}}
+}
+
+// prepareTemplates reads and compiles the templates of a configuration.
+func prepareTemplates(raw []byte) (*compiledTemplates, []connector.Violation) {
+	var cfg templatesOnly
+	if err := json.Unmarshal(raw, &cfg); err != nil || len(cfg.Templates) == 0 {
+		return nil, unreadable()
+	}
+	ct := &compiledTemplates{templates: cfg.Templates, compiled: make([]*connector.CompiledTemplate, len(cfg.Templates))}
+	for i, t := range cfg.Templates {
+		ct.compiled[i] = connector.CompileTemplate(t.Content)
+	}
+	return ct, nil
+}
+
 // checkSegments renders msg's body as the vendor will and refuses it when it takes more than
 // maxSegments segments. A configuration it cannot read is left to the vendor.
 func (c *Connector) checkSegments(msg *connector.Message) error {
@@ -147,20 +175,20 @@ func (c *Connector) checkSegments(msg *connector.Message) error {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil
 	}
-	var cfg templatesOnly
-	if err := json.Unmarshal(raw, &cfg); err != nil || len(cfg.Templates) == 0 {
+	ct, vs := c.templates.Load(raw, prepareTemplates)
+	if len(vs) > 0 {
 		return nil
 	}
-	tpl, err := connector.SelectTemplate(cfg.Templates, msg.UsageType, msg.Payload.Locale)
+	i, err := connector.SelectTemplateIndex(ct.templates, msg.UsageType, msg.Payload.Locale)
 	if err != nil {
 		return nil // TEMPLATE_NOT_FOUND: the vendor says so itself
 	}
-	body := connector.Render(tpl.Content, msg.Payload)
+	body := ct.compiled[i].Render(msg.Payload)
 	segments, enc := connector.CountSegments(body)
 	if segments <= c.maxSegments {
 		return nil
 	}
 	return connector.Errorf(connector.ReasonMessageTooLong,
 		"the rendered %s message takes %d SMS segments (%s), over this connector's limit of %d: shorten its template or its variables",
-		tpl.UsageType, segments, enc, c.maxSegments)
+		ct.templates[i].UsageType, segments, enc, c.maxSegments)
 }
