@@ -1,8 +1,10 @@
 package connector
 
 import (
+	"bytes"
 	"container/list"
 	"crypto/sha256"
+	"fmt"
 	"sync"
 )
 
@@ -103,4 +105,42 @@ func (c *ConfigCache[T]) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.entries)
+}
+
+// LoadForSend is Load for a Send: it returns what prepare made of config, or the error a Send
+// fails with. An empty or null config fails with CONFIG_MISSING (the server fills in its default
+// configuration before calling Send, so none reached the connector), and one with violations
+// with INVALID_CONFIG (InvalidConfigError). name names the configuration in the messages
+// ("Twilio", "console"). config is trimmed of white space first, as ValidateConfig should do
+// too, so that both share a cache entry.
+func (c *ConfigCache[T]) LoadForSend(config []byte, name string, prepare func(raw []byte) (T, []Violation)) (T, error) {
+	raw := bytes.TrimSpace(config)
+	if len(raw) == 0 || string(raw) == "null" {
+		var zero T
+		return zero, Errorf(ReasonConfigMissing,
+			"the request carries no %s configuration and no default configuration was filled in", name)
+	}
+	v, vs := c.Load(raw, prepare)
+	if len(vs) > 0 {
+		var zero T
+		return zero, InvalidConfigError(name, vs)
+	}
+	return v, nil
+}
+
+// InvalidConfigError returns the INVALID_CONFIG error for vs, which must not be empty: the
+// error carries every violation, and its message names the first problem and how many there
+// are, for a log line that says what to fix. name names the configuration ("Twilio").
+func InvalidConfigError(name string, vs []Violation) *Error {
+	first := vs[0].Description
+	if vs[0].Field != "" {
+		first = vs[0].Field + " " + first
+	} else {
+		first = "the configuration " + first
+	}
+	msg := "invalid " + name + " configuration: " + first
+	if len(vs) > 1 {
+		msg = fmt.Sprintf("invalid %s configuration, %d problems; first: %s", name, len(vs), first)
+	}
+	return &Error{Reason: ReasonInvalidConfig, Message: msg, Violations: vs}
 }

@@ -6,8 +6,8 @@
 //
 // Its configuration is Logto's template list (see Config), validated with the Twilio
 // connector's template rules and its 1600-character body limit, so that what works here works
-// on Twilio. Template selection and rendering, and segment counting, come from package
-// connector.
+// on Twilio. The template list's validation, template selection and rendering, and segment
+// counting come from package connector.
 //
 // Each line is an Entry:
 //
@@ -119,7 +119,7 @@ func (c *Connector) ValidateConfig(_ context.Context, config json.RawMessage) ([
 // and kept in the Connector's cache (connector.ConfigCache, keyed by a SHA-256 of the bytes).
 type prepared struct {
 	cfg       *Config
-	templates []*connector.CompiledTemplate // cfg.Templates[i], compiled
+	templates *connector.TemplateSet // cfg.Templates, compiled
 }
 
 // prepare parses and validates raw and compiles its templates.
@@ -128,11 +128,7 @@ func prepare(raw []byte) (*prepared, []connector.Violation) {
 	if len(vs) > 0 {
 		return nil, vs
 	}
-	p := &prepared{cfg: cfg, templates: make([]*connector.CompiledTemplate, len(cfg.Templates))}
-	for i, t := range cfg.Templates {
-		p.templates[i] = connector.CompileTemplate(t.Content)
-	}
-	return p, nil
+	return &prepared{cfg: cfg, templates: connector.NewTemplateSet(cfg.Templates, MaxBodyLength, "the limit")}, nil
 }
 
 // Send renders the template for msg's usage type and locale and writes it as one Entry line.
@@ -151,36 +147,24 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 	if err := contextError(ctx); err != nil {
 		return nil, err
 	}
-	raw := bytes.TrimSpace(msg.Config)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, connector.Errorf(connector.ReasonConfigMissing,
-			"the request carries no console configuration and no default configuration was filled in")
-	}
-	pc, vs := c.configs.Load(raw, prepare)
-	if len(vs) > 0 {
-		return nil, invalidConfig(vs)
-	}
-	cfg := pc.cfg
-	i, err := connector.SelectTemplateIndex(cfg.Templates, msg.UsageType, msg.Payload.Locale)
+	pc, err := c.configs.LoadForSend(msg.Config, "console", prepare)
 	if err != nil {
 		return nil, err
 	}
-	body := pc.templates[i].Render(msg.Payload)
-	if n := utf16Len(body); n > MaxBodyLength {
-		return nil, connector.Errorf(connector.ReasonMessageTooLong,
-			"the rendered %s message is %d characters (UTF-16 code units), over the limit of %d: shorten its template",
-			cfg.Templates[i].UsageType, n, MaxBodyLength)
+	cfg := pc.cfg
+	m, err := pc.templates.Render(msg.UsageType, msg.Payload)
+	if err != nil {
+		return nil, err
 	}
-	segments, enc := connector.CountSegments(body)
 	e := Entry{
 		ID:        newID(),
 		To:        msg.To,
 		Sender:    cfg.SenderName,
 		UsageType: msg.UsageType,
 		Locale:    msg.Payload.Locale,
-		Body:      body,
-		Segments:  segments,
-		Encoding:  enc,
+		Body:      m.Body,
+		Segments:  m.Segments,
+		Encoding:  m.Encoding,
 	}
 	if err := c.write(ctx, &e); err != nil {
 		return nil, err
@@ -188,8 +172,8 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 	return &connector.Receipt{
 		MessageID: e.ID,
 		Status:    Status,
-		Segments:  segments,
-		Encoding:  enc,
+		Segments:  m.Segments,
+		Encoding:  m.Encoding,
 		To:        msg.To,
 		Sender:    cfg.SenderName,
 	}, nil
@@ -243,21 +227,6 @@ func contextError(ctx context.Context) error {
 		return &connector.Error{Reason: connector.ReasonCancelled, Provider: Provider,
 			Message: "the request was cancelled before the message was written; nothing was written", Err: err}
 	}
-}
-
-// invalidConfig returns the INVALID_CONFIG error for vs, its message naming the first problem.
-func invalidConfig(vs []connector.Violation) *connector.Error {
-	first := vs[0].Description
-	if vs[0].Field != "" {
-		first = vs[0].Field + " " + first
-	} else {
-		first = "the configuration " + first
-	}
-	msg := "invalid console configuration: " + first
-	if len(vs) > 1 {
-		msg = fmt.Sprintf("invalid console configuration, %d problems; first: %s", len(vs), first)
-	}
-	return &connector.Error{Reason: connector.ReasonInvalidConfig, Message: msg, Violations: vs}
 }
 
 // newID returns "console-" followed by 32 random lowercase hex digits.

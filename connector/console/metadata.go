@@ -69,10 +69,9 @@ func formItems() []connector.FormItem {
 // rules it cannot express are documented in descriptions instead: templates may not repeat a
 // (usageType, locale) pair, and lengths are counted in UTF-16 code units.
 func ConfigSchema() map[string]any {
-	usageTypes := make([]any, 0, 9)
-	for _, u := range connector.UsageTypes() {
-		usageTypes = append(usageTypes, string(u))
-	}
+	templates := connector.TemplatesSchema(MaxBodyLength, "Message templates. A Generic template serves every usage type without its own; "+
+		"a usage type with neither fails with TEMPLATE_NOT_FOUND. No two templates may share usageType and locale.")
+	templates["minItems"] = 1
 	return map[string]any{
 		"$schema":              "https://json-schema.org/draft/2020-12/schema",
 		"$id":                  "https://sms-connector.dev/schemas/console-config.json",
@@ -82,28 +81,7 @@ func ConfigSchema() map[string]any {
 		"additionalProperties": false,
 		"required":             []any{"templates"},
 		"properties": map[string]any{
-			"templates": map[string]any{
-				"type":     "array",
-				"minItems": 1,
-				"description": "Message templates. A Generic template serves every usage type without its own; " +
-					"a usage type with neither fails with TEMPLATE_NOT_FOUND. No two templates may share usageType and locale.",
-				"items": map[string]any{
-					"type":                 "object",
-					"additionalProperties": false,
-					"required":             []any{"usageType", "content"},
-					"properties": map[string]any{
-						"usageType": map[string]any{"enum": usageTypes},
-						"content": map[string]any{
-							"type": "string", "minLength": 1, "maxLength": MaxBodyLength, "pattern": patternCodeInBody,
-							"description": "The message text; {{code}} is replaced by the code. At most 1600 UTF-16 code units.",
-						},
-						"locale": map[string]any{
-							"type": "string", "pattern": "^(" + patternLocale[1:len(patternLocale)-1] + ")?$", "maxLength": maxLocaleLength,
-							"description": "The BCP 47 language tag the template is written in; absent for the default.",
-						},
-					},
-				},
-			},
+			"templates": templates,
 			"senderName": map[string]any{
 				"type": "string", "maxLength": MaxSenderNameLength,
 				"description": "Shown as the sender of each logged message; no control characters.",

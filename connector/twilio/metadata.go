@@ -34,30 +34,10 @@ const (
 	templateServiceSID = "MG00000000000000000000000000000000"
 )
 
-// defaultTemplates is one English template per usage type, in connector.UsageTypes order.
-var defaultTemplates = []connector.Template{
-	{UsageType: connector.UsageRegister, Content: "Your sign-up verification code is {{code}}. It expires in 10 minutes."},
-	{UsageType: connector.UsageSignIn, Content: "Your sign-in verification code is {{code}}. It expires in 10 minutes."},
-	{UsageType: connector.UsageForgotPassword, Content: "Your password reset code is {{code}}. It expires in 10 minutes."},
-	{UsageType: connector.UsageGeneric, Content: "Your verification code is {{code}}. It expires in 10 minutes."},
-	{UsageType: connector.UsageOrganizationInvitation, Content: "Your organization invitation code is {{code}}. It expires in 10 minutes."},
-	{UsageType: connector.UsageUserPermissionValidation, Content: "Your permission validation code is {{code}}. It expires in 10 minutes."},
-	{UsageType: connector.UsageBindNewIdentifier, Content: "Your code to link this phone number is {{code}}. It expires in 10 minutes."},
-	{UsageType: connector.UsageMfaVerification, Content: "Your two-step verification code is {{code}}. It expires in 10 minutes."},
-	{UsageType: connector.UsageBindMfa, Content: "Your two-step verification setup code is {{code}}. It expires in 10 minutes."},
-}
-
-// templatesJSON returns defaultTemplates as JSON-like values (a fresh copy on every call).
+// templatesJSON returns the connector package's default templates, one English template per
+// usage type, as JSON-like values (a fresh copy on every call).
 func templatesJSON() []any {
-	out := make([]any, len(defaultTemplates))
-	for i, t := range defaultTemplates {
-		m := map[string]any{"usageType": string(t.UsageType), "content": t.Content}
-		if t.Locale != "" {
-			m["locale"] = t.Locale
-		}
-		out[i] = m
-	}
-	return out
+	return connector.TemplatesJSON(connector.DefaultTemplates())
 }
 
 // Metadata describes the connector: names, logo, readme, the Logto-style form, the JSON Schema
@@ -168,10 +148,6 @@ func ConfigSchema() map[string]any {
 			"properties": map[string]any{field: map[string]any{"minLength": 1}},
 		}
 	}
-	usageTypes := make([]any, 0, 9)
-	for _, u := range connector.UsageTypes() {
-		usageTypes = append(usageTypes, string(u))
-	}
 	containsUsage := func(u connector.UsageType) map[string]any {
 		return map[string]any{"contains": map[string]any{
 			"required":   []any{"usageType"},
@@ -182,6 +158,9 @@ func ConfigSchema() map[string]any {
 	for _, u := range connector.UsageTypes() {
 		everyUsage = append(everyUsage, containsUsage(u))
 	}
+	templates := connector.TemplatesSchema(MaxBodyLength, "Message templates. A Generic template (the fallback for every usage type) is required "+
+		"unless every usage type has its own. No two templates may share usageType and locale.")
+	templates["anyOf"] = []any{containsUsage(connector.UsageGeneric), map[string]any{"allOf": everyUsage}}
 	return map[string]any{
 		"$schema":              "https://json-schema.org/draft/2020-12/schema",
 		"$id":                  "https://sms-connector.dev/schemas/twilio-config.json",
@@ -224,28 +203,7 @@ func ConfigSchema() map[string]any {
 				"type": "string", "pattern": optional(patternHost), "maxLength": 253,
 				"description": "Twilio's API host: api.twilio.com (default) or api.<edge>.<region>.twilio.com, host name only.",
 			},
-			"templates": map[string]any{
-				"type": "array",
-				"description": "Message templates. A Generic template (the fallback for every usage type) is required " +
-					"unless every usage type has its own. No two templates may share usageType and locale.",
-				"items": map[string]any{
-					"type":                 "object",
-					"additionalProperties": false,
-					"required":             []any{"usageType", "content"},
-					"properties": map[string]any{
-						"usageType": map[string]any{"enum": usageTypes},
-						"content": map[string]any{
-							"type": "string", "minLength": 1, "maxLength": MaxBodyLength, "pattern": patternCodeInBody,
-							"description": "The message text; {{code}} is replaced by the code. At most 1600 UTF-16 code units.",
-						},
-						"locale": map[string]any{
-							"type": "string", "pattern": optional(patternLocale), "maxLength": maxLocaleLen,
-							"description": "The BCP 47 language tag the template is written in; absent for the default.",
-						},
-					},
-				},
-				"anyOf": []any{containsUsage(connector.UsageGeneric), map[string]any{"allOf": everyUsage}},
-			},
+			"templates": templates,
 			"disableRiskCheck": map[string]any{
 				"type": "boolean", "default": false,
 				"description": "Sends RiskCheck=disable, turning off Twilio's SMS pumping protection.",

@@ -4,8 +4,9 @@
 //
 // Its configuration is Logto's Twilio SMS connector configuration, extended (see Config and
 // ParseConfig), so a Logto user can paste theirs. The connector does only Twilio's I/O and the
-// mapping of Twilio's answers to connector.Error reasons; template selection and rendering,
-// phone-number normalisation and segment counting come from package connector.
+// mapping of Twilio's answers to connector.Error reasons; the template list's validation,
+// template selection and rendering, phone-number normalisation and segment counting come from
+// package connector.
 //
 // A configuration is parsed and validated once: the connector keeps what it prepares from each
 // valid configuration (the parsed Config, its compiled templates, the credentials) in a bounded
@@ -178,8 +179,8 @@ func (c *Connector) ValidateConfig(_ context.Context, config json.RawMessage) ([
 // what every Send with it needs ready-made.
 type prepared struct {
 	cfg          *Config
-	templates    []*connector.CompiledTemplate // cfg.Templates[i], compiled
-	credentials  *twclient.Credentials         // read-only; shared by every Send
+	templates    *connector.TemplateSet // cfg.Templates, compiled
+	credentials  *twclient.Credentials  // read-only; shared by every Send
 	edge, region string
 	sender       string
 }
@@ -192,14 +193,11 @@ func prepare(raw []byte) (*prepared, []connector.Violation) {
 	}
 	p := &prepared{
 		cfg:         cfg,
-		templates:   make([]*connector.CompiledTemplate, len(cfg.Templates)),
+		templates:   connector.NewTemplateSet(cfg.Templates, MaxBodyLength, "Twilio's limit"),
 		credentials: twclient.NewCredentials(cfg.credentials()),
 		sender:      cfg.sender(),
 	}
 	p.edge, p.region = cfg.edgeRegion()
-	for i, t := range cfg.Templates {
-		p.templates[i] = connector.CompileTemplate(t.Content)
-	}
 	return p, nil
 }
 
@@ -216,30 +214,18 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 	if msg == nil {
 		return nil, connector.Errorf(connector.ReasonInvalidRequest, "no message to send")
 	}
-	raw := bytes.TrimSpace(msg.Config)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, connector.Errorf(connector.ReasonConfigMissing,
-			"the request carries no Twilio configuration and no default configuration was filled in")
-	}
-	pc, vs := c.configs.Load(raw, prepare)
-	if len(vs) > 0 {
-		return nil, invalidConfig(vs)
-	}
-	cfg := pc.cfg
-	i, err := connector.SelectTemplateIndex(cfg.Templates, msg.UsageType, msg.Payload.Locale)
+	pc, err := c.configs.LoadForSend(msg.Config, "Twilio", prepare)
 	if err != nil {
 		return nil, err
 	}
-	body := pc.templates[i].Render(msg.Payload)
-	if n := utf16Len(body); n > MaxBodyLength {
-		return nil, connector.Errorf(connector.ReasonMessageTooLong,
-			"the rendered %s message is %d characters (UTF-16 code units), over Twilio's limit of %d: shorten its template",
-			cfg.Templates[i].UsageType, n, MaxBodyLength)
+	cfg := pc.cfg
+	rendered, err := pc.templates.Render(msg.UsageType, msg.Payload)
+	if err != nil {
+		return nil, err
 	}
-	segments, enc := connector.CountSegments(body)
 
 	params := &openapi.CreateMessageParams{}
-	params.SetTo(msg.To).SetBody(body)
+	params.SetTo(msg.To).SetBody(rendered.Body)
 	if cfg.FromMessagingServiceSID != "" {
 		params.SetMessagingServiceSid(cfg.FromMessagingServiceSID)
 	} else {
@@ -258,8 +244,8 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 	}
 	r := &connector.Receipt{
 		MessageID: *m.Sid,
-		Segments:  segments,
-		Encoding:  enc,
+		Segments:  rendered.Segments,
+		Encoding:  rendered.Encoding,
 		To:        msg.To,
 		Sender:    pc.sender,
 	}
@@ -302,19 +288,4 @@ func (c *Connector) attempt(ctx context.Context, pc *prepared, params *openapi.C
 		}
 	}
 	return m, "", nil
-}
-
-// invalidConfig returns the INVALID_CONFIG error for vs, its message naming the first problem.
-func invalidConfig(vs []connector.Violation) *connector.Error {
-	first := vs[0].Description
-	if vs[0].Field != "" {
-		first = vs[0].Field + " " + first
-	} else {
-		first = "the configuration " + first
-	}
-	msg := "invalid Twilio configuration: " + first
-	if len(vs) > 1 {
-		msg = fmt.Sprintf("invalid Twilio configuration, %d problems; first: %s", len(vs), first)
-	}
-	return &connector.Error{Reason: connector.ReasonInvalidConfig, Message: msg, Violations: vs}
 }

@@ -1,0 +1,79 @@
+package connector
+
+import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestTemplateListPaths checks that TemplateList reports under the list's own name and keeps
+// what passed.
+func TestTemplateListPaths(t *testing.T) {
+	raw := json.RawMessage(`{"tpl":[{"usageType":"SignIn","content":"{{code}}"},{"usageType":"SignIn","content":"x {{code}}"},` +
+		`{"usageType":"Nope","content":"no code","locale":"??","extra":1},7]}`)
+	ts, vs := ReadConfig(raw, func(r *ConfigReader, raw json.RawMessage) *[]Template {
+		fields, ok := r.Object(raw, "", "a JSON object")
+		if !ok {
+			return nil
+		}
+		ts := r.TemplateList(fields, "tpl", TemplateRules{MaxLength: 10, TooLong: "is %d long, over %d"})
+		return &ts
+	})
+	if ts != nil {
+		t.Errorf("templates %v returned with violations", *ts)
+	}
+	var fields []string
+	for _, v := range vs {
+		fields = append(fields, v.Field)
+	}
+	want := []string{"tpl[1]", "tpl[2].usageType", "tpl[2].content", "tpl[2].locale", "tpl[2].extra", "tpl[3]"}
+	if !slices.Equal(fields, want) {
+		t.Errorf("violation fields %q, want %q", fields, want)
+	}
+	if !strings.Contains(vs[0].Description, "repeats tpl[0]") {
+		t.Errorf("duplicate described as %q", vs[0].Description)
+	}
+}
+
+// TestTemplateSetRender checks selection, the length limit and segment counting.
+func TestTemplateSetRender(t *testing.T) {
+	s := NewTemplateSet([]Template{{UsageType: UsageGeneric, Content: "Code {{code}}"}}, 12, "the limit")
+	r, err := s.Render(UsageSignIn, Payload{Code: "123"})
+	if err != nil || r.Body != "Code 123" || r.Segments != 1 || r.Encoding != EncodingGSM7 {
+		t.Errorf("Render = %+v, %v", r, err)
+	}
+	var ce *Error
+	if _, err := s.Render(UsageSignIn, Payload{Code: "12345678"}); !errors.As(err, &ce) || ce.Reason != ReasonMessageTooLong ||
+		!strings.Contains(ce.Message, "13 characters (UTF-16 code units), over the limit of 12") {
+		t.Errorf("too long: %v", err)
+	}
+	if _, err := NewTemplateSet(nil, 12, "").Render(UsageSignIn, Payload{}); !errors.As(err, &ce) || ce.Reason != ReasonTemplateNotFound {
+		t.Errorf("no template: %v", err)
+	}
+}
+
+// TestLoadForSend checks the errors a Send gets for a missing or invalid configuration.
+func TestLoadForSend(t *testing.T) {
+	c := NewConfigCache[int](0, 0)
+	prep := func(raw []byte) (int, []Violation) {
+		if string(raw) == "bad" {
+			return 0, []Violation{{Description: "is bad"}, {Field: "x", Description: "is worse"}}
+		}
+		return len(raw), nil
+	}
+	var ce *Error
+	for _, cfg := range []string{"", " null "} {
+		if _, err := c.LoadForSend([]byte(cfg), "test", prep); !errors.As(err, &ce) || ce.Reason != ReasonConfigMissing {
+			t.Errorf("%q: %v", cfg, err)
+		}
+	}
+	if _, err := c.LoadForSend([]byte(" bad "), "test", prep); !errors.As(err, &ce) || ce.Reason != ReasonInvalidConfig ||
+		ce.Message != "invalid test configuration, 2 problems; first: the configuration is bad" || len(ce.Violations) != 2 {
+		t.Errorf("invalid: %v", err)
+	}
+	if v, err := c.LoadForSend([]byte(" ok "), "test", prep); v != 2 || err != nil {
+		t.Errorf("valid: %v, %v", v, err)
+	}
+}

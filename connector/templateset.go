@@ -1,0 +1,56 @@
+package connector
+
+// TemplateSet is a configuration's validated templates compiled once, with the vendor's body
+// limit, so that a connector keeps one per prepared configuration (see ConfigCache) and each
+// send only selects, renders and checks. It is the vendor-neutral part of every Send, written
+// once so that drivers do only their vendor's I/O. It is immutable and safe for concurrent use.
+type TemplateSet struct {
+	templates []Template
+	compiled  []*CompiledTemplate // templates[i], compiled
+	maxLength int
+	limit     string
+}
+
+// NewTemplateSet compiles templates, which must have passed validation (see
+// ConfigReader.TemplateList). maxLength is the longest rendered body accepted, in UTF-16 code
+// units; limit names it in the MESSAGE_TOO_LONG error ("the limit", "Twilio's limit").
+func NewTemplateSet(templates []Template, maxLength int, limit string) *TemplateSet {
+	s := &TemplateSet{
+		templates: templates,
+		compiled:  make([]*CompiledTemplate, len(templates)),
+		maxLength: maxLength,
+		limit:     limit,
+	}
+	for i, t := range templates {
+		s.compiled[i] = CompileTemplate(t.Content)
+	}
+	return s
+}
+
+// Rendered is a message body ready to send, with what it will cost.
+type Rendered struct {
+	// Body is the rendered message.
+	Body string
+	// Segments is how many SMS segments Body takes (CountSegments).
+	Segments int
+	// Encoding is the character set Body is sent in.
+	Encoding Encoding
+}
+
+// Render selects the template for usage and p.Locale (SelectTemplateIndex), renders it with p
+// and counts its segments. It fails with TEMPLATE_NOT_FOUND when no template applies, and with
+// MESSAGE_TOO_LONG when the body is over the set's maximum length, before anything is sent.
+func (s *TemplateSet) Render(usage UsageType, p Payload) (Rendered, error) {
+	i, err := SelectTemplateIndex(s.templates, usage, p.Locale)
+	if err != nil {
+		return Rendered{}, err
+	}
+	body := s.compiled[i].Render(p)
+	if n := UTF16Len(body); n > s.maxLength {
+		return Rendered{}, Errorf(ReasonMessageTooLong,
+			"the rendered %s message is %d characters (UTF-16 code units), over %s of %d: shorten its template",
+			s.templates[i].UsageType, n, s.limit, s.maxLength)
+	}
+	segments, enc := CountSegments(body)
+	return Rendered{Body: body, Segments: segments, Encoding: enc}, nil
+}
