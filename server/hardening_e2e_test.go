@@ -11,13 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -57,11 +54,7 @@ func binaryDefences() sdk.Defences {
 // emulator's) behind d.
 func newHardStack(t *testing.T, d sdk.Defences, tw twilio.Options, emuOpts ...twiliotest.Option) *hardStack {
 	t.Helper()
-	emu := twiliotest.NewServer(append([]twiliotest.Option{
-		twiliotest.WithAccount(twiliotest.SandboxAccountSID, e2eToken),
-		twiliotest.WithAPIKey(e2eKeySID, e2eKeySecret),
-	}, emuOpts...)...)
-	t.Cleanup(emu.Close)
+	emu := startEmulator(t, emuOpts...)
 	if tw.APIURL == "" {
 		tw.APIURL = emu.URL
 	}
@@ -74,26 +67,7 @@ func newHardStack(t *testing.T, d sdk.Defences, tw twilio.Options, emuOpts ...tw
 	if err != nil {
 		t.Fatal(err)
 	}
-	core, logs := observer.New(zapcore.DebugLevel)
-	srv, err := server.New(server.Options{Connector: conn, Logger: zap.New(core)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	cc, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cc.Close()
-		srv.Shutdown(context.Background())
-		<-served
-	})
+	cc, logs := serveLoopback(t, conn)
 	return &hardStack{emu: emu, conn: cc, client: smsv1.NewSmsConnectorClient(cc), logs: logs}
 }
 

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/sms-connector/sms-connector/connector"
 	"github.com/sms-connector/sms-connector/connector/twilio"
 	"github.com/sms-connector/sms-connector/connector/twilio/twiliotest"
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
@@ -45,18 +46,34 @@ type stack struct {
 
 func newStack(t *testing.T, opts ...twiliotest.Option) *stack {
 	t.Helper()
-	emu := twiliotest.NewServer(append([]twiliotest.Option{
-		twiliotest.WithAccount(twiliotest.SandboxAccountSID, e2eToken),
-		twiliotest.WithAPIKey(e2eKeySID, e2eKeySecret),
-	}, opts...)...)
-	t.Cleanup(emu.Close)
+	emu := startEmulator(t, opts...)
 	conn, err := twilio.New(twilio.Options{APIURL: emu.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
+	cc, logs := serveLoopback(t, conn)
+	return &stack{emu: emu, client: smsv1.NewSmsConnectorClient(cc), logs: logs}
+}
+
+// startEmulator starts a Twilio emulator for the sandbox account with e2eToken and the e2e API
+// key, plus opts; it is closed when the test ends.
+func startEmulator(t *testing.T, opts ...twiliotest.Option) *twiliotest.Server {
+	t.Helper()
+	emu := twiliotest.NewServer(append([]twiliotest.Option{
+		twiliotest.WithAccount(twiliotest.SandboxAccountSID, e2eToken),
+		twiliotest.WithAPIKey(e2eKeySID, e2eKeySecret),
+	}, opts...)...)
+	t.Cleanup(emu.Close)
+	return emu
+}
+
+// serveLoopback serves c over loopback TCP with debug logs captured and returns a client
+// connection to it; server and connection stop when the test ends.
+func serveLoopback(t *testing.T, c connector.SmsConnector) (*grpc.ClientConn, *observer.ObservedLogs) {
+	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
-	srv, err := server.New(server.Options{Connector: conn, Logger: zap.New(core)})
+	srv, err := server.New(server.Options{Connector: c, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +92,7 @@ func newStack(t *testing.T, opts ...twiliotest.Option) *stack {
 		srv.Shutdown(context.Background())
 		<-served
 	})
-	return &stack{emu: emu, client: smsv1.NewSmsConnectorClient(cc), logs: logs}
+	return cc, logs
 }
 
 // config is a Twilio config for the emulator's account, edited by edits.

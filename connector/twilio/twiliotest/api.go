@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	"unicode/utf16"
 
 	"github.com/sms-connector/sms-connector/connector"
 )
@@ -160,7 +159,7 @@ func (s *Server) validate(r *http.Request) (Message, *apiError) {
 	case from != "" && !s.owns(from):
 		return Message{}, badRequest(21606, "The 'From' phone number provided (%s) is not a valid "+
 			"message-capable Twilio phone number for this destination/account.", from)
-	case utf16Len(body) > maxBodyChars:
+	case connector.UTF16Len(body) > maxBodyChars:
 		return Message{}, badRequest(21617, "The concatenated message body exceeds the %d "+
 			"character limit.", maxBodyChars)
 	}
@@ -302,15 +301,6 @@ func newSID(prefix string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	return prefix + hex.EncodeToString(b[:])
-}
-
-// utf16Len is the length of s in UTF-16 code units, the stricter reading of "1600 characters".
-func utf16Len(s string) int {
-	n := 0
-	for _, r := range s {
-		n += max(utf16.RuneLen(r), 1)
-	}
-	return n
 }
 
 // messageResource is Twilio's message resource as the create call returns it.
