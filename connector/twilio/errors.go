@@ -55,8 +55,9 @@ var codeReasons = map[int]codeReason{
 	21224: {connector.ReasonInvalidConfig, "the Twilio password (authToken or apiKeySecret) may contain only letters and digits"},
 }
 
-// classify turns a failed CreateMessage into a *connector.Error. ctx is the Send's context and
-// actx the attempt's (ctx plus the attempt timeout); rt saw the HTTP exchange, if any.
+// classify turns the failure of an attempt into a *connector.Error: the error of twilio-go's
+// request, or of decoding the 2xx answer's body. ctx is the Send's context and actx the
+// attempt's (ctx plus the attempt timeout); rt saw the HTTP exchange, if any.
 //
 // Order matters: an answer from Twilio wins over a context that expired just after it; a
 // context that expired explains any transport error; only then does the transport error say
@@ -106,8 +107,8 @@ func (c *Connector) classify(ctx, actx context.Context, rt *attemptTransport, er
 		return e
 	}
 
-	// A plain error: twilio-go could not decode Twilio's answer (an HTML error page from a load
-	// balancer, or a body that is not a message).
+	// A plain error: twilio-go could not decode Twilio's error answer (an HTML error page from
+	// a load balancer), or attempt could not decode a 2xx answer (a body that is not a message).
 	status := rt.status()
 	if status == 0 {
 		status = statusInText(err.Error())

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
-
-	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 
 	"github.com/sms-connector/sms-connector/connector"
 )
@@ -29,26 +28,27 @@ const (
 	maxRetryWait = 10 * time.Second
 )
 
-// create creates the message at Twilio, retrying the attempts that prove Twilio never processed
-// the request (see retryable), at most c.maxAttempts in all. Before each retry it waits the
-// backoff or the answer's Retry-After, whichever is longer, unless that wait is longer than
-// maxRetryWait or would leave less time before ctx's deadline than the last attempt took: then
-// it returns the last failure at once, rather than sleeping into a DEADLINE_EXCEEDED.
-func (c *Connector) create(ctx context.Context, pc *prepared, params *openapi.CreateMessageParams) (*openapi.ApiV2010Message, error) {
+// create creates the message at Twilio with form, retrying the attempts that prove Twilio never
+// processed the request (see retryable), at most c.maxAttempts in all. Before each retry it
+// waits the backoff or the answer's Retry-After, whichever is longer, unless that wait is
+// longer than maxRetryWait or would leave less time before ctx's deadline than the last attempt
+// took: then it returns the last failure at once, rather than sleeping into a
+// DEADLINE_EXCEEDED.
+func (c *Connector) create(ctx context.Context, pc *prepared, form url.Values) (createdMessage, error) {
 	for n := 1; ; n++ {
 		start := time.Now()
-		m, header, err := c.attempt(ctx, pc, params)
+		m, header, err := c.attempt(ctx, pc, form)
 		if err == nil {
 			return m, nil
 		}
 		if !retryable(err) {
-			return nil, err
+			return createdMessage{}, err
 		}
 		if n >= c.maxAttempts {
 			if n > 1 {
 				err.Message += fmt.Sprintf(" (gave up after %d attempts)", n)
 			}
-			return nil, err
+			return createdMessage{}, err
 		}
 		wait := c.backoff(n)
 		if header != "" {
@@ -56,14 +56,14 @@ func (c *Connector) create(ctx context.Context, pc *prepared, params *openapi.Cr
 		}
 		if wait > maxRetryWait {
 			err.Message += fmt.Sprintf(" (not retried: Twilio asks to wait %v, longer than the connector waits before a retry)", wait.Round(time.Millisecond))
-			return nil, err
+			return createdMessage{}, err
 		}
 		if dl, ok := ctx.Deadline(); ok && wait+time.Since(start) >= time.Until(dl) {
 			err.Message += fmt.Sprintf(" (not retried: the request's deadline leaves no time to wait %v and try again)", wait.Round(time.Millisecond))
-			return nil, err
+			return createdMessage{}, err
 		}
 		if serr := c.sleep(ctx, wait); serr != nil {
-			return nil, interruptedWait(err, serr)
+			return createdMessage{}, interruptedWait(err, serr)
 		}
 	}
 }

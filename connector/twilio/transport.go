@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	twclient "github.com/twilio/twilio-go/client"
 )
 
 // newDefaultTransport returns the tuned transport a Connector uses when Options.Transport is
@@ -23,13 +25,39 @@ func newDefaultTransport() *http.Transport {
 	return t
 }
 
-// attemptTransport is the RoundTripper of one Send. twilio-go builds its requests with
-// context.Background() and offers no way to pass a context, so this clones each request with
-// the attempt's context: the RPC's deadline, the attempt timeout and cancellation then abort the
-// HTTP call. It also rewrites scheme and host to Options.APIURL when one is set, and remembers
-// the response, whose status and headers twilio-go does not report on errors.
+// attemptClient is the twilio-go client of one attempt: its attemptTransport, and the
+// http.Client, twilio-go Client and RequestHandler twilio-go needs around it. They live exactly
+// as long as the attempt, so they are allocated together, once.
+type attemptClient struct {
+	transport  attemptTransport
+	httpClient http.Client
+	client     twclient.Client
+	handler    twclient.RequestHandler
+}
+
+// newAttemptClient returns the client of an attempt bound to ctx, with pc's credentials and
+// host. Its handler is built directly rather than with twilio.NewRestClientWithParams: that one
+// builds ~60 API services per call and takes edge and region from the TWILIO_EDGE/TWILIO_REGION
+// environment, where only the configuration's host may decide.
+func (c *Connector) newAttemptClient(ctx context.Context, pc *prepared) *attemptClient {
+	a := &attemptClient{transport: attemptTransport{base: c.transport, ctx: ctx, baseURL: c.baseURL}}
+	a.httpClient.Transport = &a.transport
+	a.httpClient.CheckRedirect = noRedirect
+	a.client.Credentials = pc.credentials
+	a.client.HTTPClient = &a.httpClient
+	a.client.UserAgentExtensions = c.userAgent
+	a.client.SetAccountSid(pc.cfg.AccountSID)
+	a.handler = twclient.RequestHandler{Client: &a.client, Edge: pc.edge, Region: pc.region}
+	return a
+}
+
+// attemptTransport is the RoundTripper of one attempt. twilio-go builds its requests with
+// context.Background() and offers no way to pass a context, so this sends each request with the
+// attempt's context instead: the RPC's deadline, the attempt timeout and cancellation then
+// abort the HTTP call. It also rewrites scheme and host to Options.APIURL when one is set, and
+// remembers the response, whose status and headers twilio-go does not report on errors.
 //
-// It is a small struct over the Connector's one shared base transport, made per Send; it is
+// It is a small struct over the Connector's one shared base transport, made per attempt; it is
 // used by one goroutine only (http.Client calls RoundTrip synchronously).
 type attemptTransport struct {
 	base    http.RoundTripper
@@ -39,12 +67,15 @@ type attemptTransport struct {
 	resp *http.Response // the last response received, if any
 }
 
-// RoundTrip sends a clone of req bound to the attempt's context.
+// RoundTrip sends a copy of req bound to the attempt's context. The copy is shallow
+// (Request.WithContext), with its own URL when it rewrites it: nothing else of req is changed,
+// so a deep Request.Clone would only copy headers and body fields for nothing.
 func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := req.Clone(t.ctx)
+	r := req.WithContext(t.ctx)
 	if t.baseURL != nil {
-		r.URL.Scheme = t.baseURL.Scheme
-		r.URL.Host = t.baseURL.Host
+		u := *req.URL
+		u.Scheme, u.Host = t.baseURL.Scheme, t.baseURL.Host
+		r.URL = &u
 		r.Host = ""
 	}
 	resp, err := t.base.RoundTrip(r)
@@ -70,9 +101,9 @@ func (t *attemptTransport) header(key string) string {
 	return t.resp.Header.Get(key)
 }
 
-// finish drains and closes the last response's body. twilio-go leaves the body of an error
-// response open; draining a little of it lets the connection go back to the pool. Reading a
-// body twilio-go already closed just fails, harmlessly.
+// finish drains and closes the last response's body: the body of an error answer, which
+// twilio-go leaves open, or the message attempt decoded, which may have bytes left after the
+// JSON value. Draining a little of it lets the connection go back to the pool.
 func (t *attemptTransport) finish() {
 	if t.resp == nil || t.resp.Body == nil {
 		return
