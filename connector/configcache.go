@@ -67,26 +67,51 @@ func (c *ConfigCache[T]) Load(raw []byte, prepare func(raw []byte) (T, []Violati
 		return prepare(raw)
 	}
 	key := sha256.Sum256(raw)
-	c.mu.Lock()
-	if e, ok := c.entries[key]; ok {
-		c.order.MoveToFront(e)
-		v := e.Value.(*cacheEntry[T]).val
-		c.mu.Unlock()
+	if v, ok := c.Lookup(key); ok {
 		return v, nil
 	}
-	c.mu.Unlock()
-
 	v, vs := prepare(raw)
-	if len(vs) > 0 || len(raw) > c.maxBytes {
+	if len(vs) > 0 {
 		return v, vs
+	}
+	c.Store(key, len(raw), v)
+	return v, nil
+}
+
+// Lookup returns the value kept under key, marking it most recently used. Load keys a
+// configuration by the SHA-256 of its bytes; a caller with its own digest of a configuration
+// (the server digests a google.protobuf.Struct's canonical form) uses Lookup and Store with
+// that digest instead.
+func (c *ConfigCache[T]) Lookup(key [sha256.Size]byte) (T, bool) {
+	var zero T
+	if c == nil || c.maxEntries < 0 {
+		return zero, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok {
+		return zero, false
+	}
+	c.order.MoveToFront(e)
+	return e.Value.(*cacheEntry[T]).val, true
+}
+
+// Store keeps v under key, counting size bytes against the cache's bound, and evicts the
+// least recently used entries beyond the bounds. A value larger than the whole bound is not
+// kept; a key already present keeps its first value. The caller must only store what is
+// valid: the cache does not check.
+func (c *ConfigCache[T]) Store(key [sha256.Size]byte, size int, v T) {
+	if c == nil || c.maxEntries < 0 || size > c.maxBytes {
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[key]; ok { // prepared concurrently; keep the first
-		return v, nil
+		return
 	}
-	c.entries[key] = c.order.PushFront(&cacheEntry[T]{key: key, size: len(raw), val: v})
-	c.bytes += len(raw)
+	c.entries[key] = c.order.PushFront(&cacheEntry[T]{key: key, size: size, val: v})
+	c.bytes += size
 	for len(c.entries) > c.maxEntries || c.bytes > c.maxBytes {
 		oldest := c.order.Back()
 		e := oldest.Value.(*cacheEntry[T])
@@ -94,7 +119,6 @@ func (c *ConfigCache[T]) Load(raw []byte, prepare func(raw []byte) (T, []Violati
 		delete(c.entries, e.key)
 		c.bytes -= e.size
 	}
-	return v, nil
 }
 
 // Len returns how many configurations the cache holds.

@@ -128,3 +128,45 @@ func TestConfigCacheConcurrent(t *testing.T) {
 		t.Fatalf("Len = %d, over the bound of 8", c.Len())
 	}
 }
+
+func TestConfigCacheLookupAndStoreByDigest(t *testing.T) {
+	key := func(b byte) (k [32]byte) { k[0] = b; return k }
+	tests := []struct {
+		name       string
+		maxEntries int
+		maxBytes   int
+		store      []int // sizes stored under keys 1, 2, ...
+		wantHeld   []byte
+		wantGone   []byte
+	}{
+		{"kept and found", 0, 0, []int{10}, []byte{1}, []byte{9}},
+		{"entry bound evicts the oldest", 2, 0, []int{1, 1, 1}, []byte{2, 3}, []byte{1}},
+		{"byte bound evicts the oldest", 0, 10, []int{6, 6}, []byte{2}, []byte{1}},
+		{"value over the byte bound is not kept", 0, 10, []int{11}, nil, []byte{1}},
+		{"disabled keeps nothing", -1, 0, []int{1}, nil, []byte{1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewConfigCache[string](tt.maxEntries, tt.maxBytes)
+			for i, size := range tt.store {
+				c.Store(key(byte(i+1)), size, fmt.Sprint("v", i+1))
+			}
+			for _, k := range tt.wantHeld {
+				if v, ok := c.Lookup(key(k)); !ok || v != fmt.Sprint("v", k) {
+					t.Errorf("Lookup(%d) = %q, %v; want v%d", k, v, ok, k)
+				}
+			}
+			for _, k := range tt.wantGone {
+				if v, ok := c.Lookup(key(k)); ok {
+					t.Errorf("Lookup(%d) = %q, want nothing", k, v)
+				}
+			}
+		})
+	}
+	c := NewConfigCache[string](0, 0)
+	c.Store(key(1), 1, "first")
+	c.Store(key(1), 1, "second")
+	if v, _ := c.Lookup(key(1)); v != "first" {
+		t.Fatalf("a second Store under one key replaced the first value: %q", v)
+	}
+}

@@ -98,7 +98,7 @@ func ctxFor(t *testing.T) context.Context {
 	return ctx
 }
 
-func mustStruct(t *testing.T, m map[string]any) *structpb.Struct {
+func mustStruct(t testing.TB, m map[string]any) *structpb.Struct {
 	t.Helper()
 	s, err := structpb.NewStruct(m)
 	if err != nil {
@@ -504,6 +504,9 @@ func TestNewRejects(t *testing.T) {
 	}
 	if _, err := New(Options{Connector: &fakeConnector{}, MaxRecvMsgSize: -1}); err == nil {
 		t.Error("New accepted a negative MaxRecvMsgSize")
+	}
+	if _, err := New(Options{Connector: &fakeConnector{}, StreamWorkers: 1<<16 + 1}); err == nil {
+		t.Error("New accepted more stream workers than it allows")
 	}
 	bad := []func(*connector.Metadata){
 		func(m *connector.Metadata) { m.UsageTypes = append(m.UsageTypes, "Login") },

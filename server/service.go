@@ -33,7 +33,7 @@ func (s *service) SendMessage(ctx context.Context, req *smsv1.SendMessageRequest
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	cfg, err := protoconv.StructToJSON(req.GetConfig())
+	cfg, err := requestConfig(req)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
