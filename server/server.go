@@ -79,7 +79,28 @@ type Options struct {
 	// Auth authenticates callers with a bearer token and says whether health and reflection
 	// need credentials; see Auth. Failures are UNAUTHENTICATED with reason UNAUTHENTICATED.
 	Auth Auth
+	// ConfigCacheSize bounds how many per-request configurations the server remembers in
+	// their JSON form, keyed by a digest of their google.protobuf.Struct, so that a platform
+	// sending a tenant's configuration with every request has it decoded once (see
+	// requestCodec). 0 means connector.DefaultConfigCacheEntries; a negative value turns the
+	// cache off, and every request's Struct is decoded.
+	ConfigCacheSize int
+	// StreamWorkers is how many long-lived goroutines serve RPCs; 0 means DefaultStreamWorkers,
+	// a negative value none (a new goroutine per RPC, gRPC's default). See DefaultStreamWorkers.
+	StreamWorkers int
 }
+
+// DefaultStreamWorkers is the default of Options.StreamWorkers. gRPC starts a new goroutine
+// per RPC unless given workers; a send's call chain (interceptors, connector, twilio-go,
+// net/http) is deep enough that each new goroutine grows its stack two or three times, and
+// copying stacks took about a tenth of the server's CPU per send under load (BENCHMARKS.md).
+// A worker keeps its grown stack from one RPC to the next. When every worker is busy, an RPC
+// gets its own goroutine as before, so the number bounds nothing; it only needs to cover the
+// usual number of concurrent RPCs.
+const DefaultStreamWorkers = 128
+
+// maxStreamWorkers bounds Options.StreamWorkers: every worker is a goroutine from the start.
+const maxStreamWorkers = 1 << 16
 
 // Server is a gRPC server serving one connector, with health and reflection. Build it with
 // New, start it with Serve and stop it with Shutdown.
@@ -105,6 +126,15 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxRecvMsgSize < 0 {
 		return nil, fmt.Errorf("server: Options.MaxRecvMsgSize is negative (%d)", opts.MaxRecvMsgSize)
 	}
+	if opts.StreamWorkers > maxStreamWorkers {
+		return nil, fmt.Errorf("server: Options.StreamWorkers is %d, more than %d", opts.StreamWorkers, maxStreamWorkers)
+	}
+	if opts.StreamWorkers == 0 {
+		opts.StreamWorkers = DefaultStreamWorkers
+	}
+	if opts.StreamWorkers < 0 {
+		opts.StreamWorkers = 0
+	}
 	if opts.MaxRecvMsgSize == 0 {
 		opts.MaxRecvMsgSize = DefaultMaxRecvMsgSize
 	}
@@ -119,7 +149,8 @@ func New(opts Options) (*Server, error) {
 	s := &Server{health: health.NewServer(), log: svc.log, svc: svc, auth: authn}
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
-		grpc.ForceServerCodecV2(newRequestCodec()),
+		grpc.ForceServerCodecV2(newRequestCodec(opts.ConfigCacheSize)),
+		grpc.NumStreamWorkers(uint32(opts.StreamWorkers)),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptors()...),
 		grpc.ChainStreamInterceptor(s.streamInterceptors()...),
 	}

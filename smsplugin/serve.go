@@ -128,11 +128,13 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 
 	l, err := listen(network, getenv)
 	if err != nil {
+		srv.GRPCServer().Stop() // ends its stream workers
 		return err
 	}
 	line := handshakeLine(l.Addr(), certField)
 	if _, err := io.WriteString(opts.Stdout, line+"\n"); err != nil {
 		l.Close()
+		srv.GRPCServer().Stop()
 		return fmt.Errorf("write the handshake line: %w", err)
 	}
 	log.Info("plugin serving", zap.String("network", l.Addr().Network()), zap.String("address", l.Addr().String()),
