@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"go.uber.org/zap"
@@ -74,6 +76,7 @@ func (s *Server) loggingOptions() []logging.Option {
 	}
 	return []logging.Option{
 		logging.WithLogOnEvents(events...),
+		logging.WithFieldsFromContextAndCallMeta(fieldsOfCall),
 		logging.WithErrorFields(errorFields),
 		logging.WithDurationField(func(d time.Duration) logging.Fields {
 			return logging.Fields{fieldTimeMS, float64(d.Microseconds()) / 1000}
@@ -98,31 +101,55 @@ func errorFields(err error) logging.Fields {
 	return f
 }
 
-// quietKey marks the context of an RPC whose successful finish is logged at debug level.
-type quietKey struct{}
+// requestFieldsKey is the context key of a call's requestFields.
+type requestFieldsKey struct{}
+
+// requestFields are the log fields of one call that come from its request, and whether its
+// successful finish is logged at debug level only (quiet).
+type requestFields struct {
+	fields logging.Fields
+	quiet  bool
+}
 
 // quietMethods are infrastructure RPCs that probes call every few seconds.
 var quietMethods = []string{"/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/", "/grpc.reflection.v1alpha.ServerReflection/"}
 
 // withRequestFields returns ctx carrying the log fields of one call, computed from its request
 // without ever copying a payload: the connector id, and for SendMessage the usage type and
-// the masked recipient.
+// the masked recipient. The logging interceptor reads them through fieldsOfCall rather than
+// from fields injected with logging.InjectFields: the middleware merges injected fields with
+// its own through a map at every step, a visible share of an RPC's cost.
 func (s *Server) withRequestFields(ctx context.Context, method string, req any) context.Context {
-	f := logging.Fields{fieldConnectorID, s.svc.connectorID}
+	rf := &requestFields{fields: logging.Fields{fieldConnectorID, s.svc.connectorID}}
 	if r, ok := req.(*smsv1.SendMessageRequest); ok {
 		u := string(protoconv.UsageFromProto(r.GetUsageType()))
 		if u == "" || !connector.UsageType(u).Valid() {
 			u = r.GetUsageType().String()
 		}
-		f = append(f, fieldUsageType, u, fieldTo, maskedRecipient(r.GetTo()))
+		rf.fields = append(rf.fields, fieldUsageType, u, fieldTo, maskedRecipient(r.GetTo()))
 	}
-	ctx = logging.InjectFields(ctx, f)
 	for _, p := range quietMethods {
 		if strings.HasPrefix(method, p) {
-			return context.WithValue(ctx, quietKey{}, true)
+			rf.quiet = true
 		}
 	}
-	return ctx
+	return context.WithValue(ctx, requestFieldsKey{}, rf)
+}
+
+// fieldsOfCall gives the logging interceptor the fields withRequestFields stored, as a slice
+// of their own (the interceptor appends to it).
+func fieldsOfCall(ctx context.Context, _ interceptors.CallMeta) logging.Fields {
+	rf, _ := ctx.Value(requestFieldsKey{}).(*requestFields)
+	if rf == nil {
+		return nil
+	}
+	return slices.Clip(rf.fields)
+}
+
+// quietCall reports whether ctx is that of a quiet call (see requestFields).
+func quietCall(ctx context.Context) bool {
+	rf, _ := ctx.Value(requestFieldsKey{}).(*requestFields)
+	return rf != nil && rf.quiet
 }
 
 // maskedRecipient is the recipient as logs may show it: normalised and masked, "" when
@@ -165,7 +192,7 @@ func (s *Server) recovered(ctx context.Context, p any) error {
 // call's finish is demoted to debug unless it is a warning or worse.
 func zapLogger(l *zap.Logger) logging.Logger {
 	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		if msg == msgStartedCall || (lvl < logging.LevelWarn && ctx.Value(quietKey{}) != nil) {
+		if msg == msgStartedCall || (lvl < logging.LevelWarn && quietCall(ctx)) {
 			lvl = logging.LevelDebug
 		}
 		if e := l.Check(zapLevel(lvl), msg); e != nil {
