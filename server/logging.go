@@ -120,7 +120,7 @@ var quietMethods = []string{"/grpc.health.v1.Health/", "/grpc.reflection.v1.Serv
 // from fields injected with logging.InjectFields: the middleware merges injected fields with
 // its own through a map at every step, a visible share of an RPC's cost.
 func (s *Server) withRequestFields(ctx context.Context, method string, req any) context.Context {
-	rf := &requestFields{fields: logging.Fields{fieldConnectorID, s.svc.connectorID}}
+	rf := &requestFields{fields: append(make(logging.Fields, 0, 6), fieldConnectorID, s.svc.connectorID)}
 	if r, ok := req.(*smsv1.SendMessageRequest); ok {
 		u := string(protoconv.UsageFromProto(r.GetUsageType()))
 		if u == "" || !connector.UsageType(u).Valid() {
