@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -26,16 +27,98 @@ const (
 	TargetLoadRSS = 60 << 20
 )
 
-// cell returns the report's cell for p, mode and conc, or nil.
-func (r *Report) cell(p Path, mode ConfigMode, conc int) *Cell {
+// cellsFor returns the report's cells for p, mode and conc, one per round, in round order.
+func (r *Report) cellsFor(p Path, mode ConfigMode, conc int) []*Cell {
+	var cs []*Cell
 	for i := range r.Cells {
 		c := &r.Cells[i]
 		if c.Path == p && c.Config == mode && c.Concurrency == conc {
-			return c
+			cs = append(cs, c)
 		}
 	}
-	return nil
+	return cs
 }
+
+// cell returns the report's cell for p, mode and conc, or nil; with several rounds, the
+// round of median throughput (the lower of the two middle ones for an even count), whose
+// figures the tables show.
+func (r *Report) cell(p Path, mode ConfigMode, conc int) *Cell {
+	cs := r.cellsFor(p, mode, conc)
+	if len(cs) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(cs, func(a, b *Cell) int {
+		return cmp.Compare(a.Result.Throughput(), b.Result.Throughput())
+	})
+	return cs[(len(cs)-1)/2]
+}
+
+// perRound returns f of the cells (p, pm) and (q, qm) at conc of each round that has both and
+// for which f reports a value: a comparison between cells of the same round, taken under the
+// same conditions.
+func (r *Report) perRound(conc int, p Path, pm ConfigMode, q Path, qm ConfigMode, f func(x, y *Cell) (float64, bool)) []float64 {
+	var out []float64
+	for _, x := range r.cellsFor(p, pm, conc) {
+		for _, y := range r.cellsFor(q, qm, conc) {
+			if y.Round != x.Round {
+				continue
+			}
+			if v, ok := f(x, y); ok {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// throughputRatio is y's throughput over x's.
+func throughputRatio(x, y *Cell) (float64, bool) {
+	if x.Result.Throughput() == 0 {
+		return 0, false
+	}
+	return y.Result.Throughput() / x.Result.Throughput(), true
+}
+
+// addedP99 is y's p99 latency minus x's, in nanoseconds.
+func addedP99(x, y *Cell) (float64, bool) {
+	return float64(y.Result.Latency.P99 - x.Result.Latency.P99), true
+}
+
+// addedP50 is y's median latency minus x's, in nanoseconds.
+func addedP50(x, y *Cell) (float64, bool) {
+	return float64(y.Result.Latency.P50 - x.Result.Latency.P50), true
+}
+
+// median returns the median of xs (the mean of the two middle values for an even count).
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// roundsNote returns " (rounds a, b, c)" listing per-round values formatted by format, or ""
+// for a single round.
+func roundsNote(vs []float64, format func(float64) string) string {
+	if len(vs) < 2 {
+		return ""
+	}
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = format(v)
+	}
+	return " (rounds " + strings.Join(parts, ", ") + ")"
+}
+
+func fmtRatio(v float64) string   { return fmt.Sprintf("%.2f", v) }
+func fmtNanos(v float64) string   { return fmtSignedDur(time.Duration(v)) }
+func fmtPercent(v float64) string { return fmt.Sprintf("%+.1f%%", 100*v) }
 
 // WriteMarkdown writes the report as a markdown section: the run's facts, the throughput and
 // latency table with ratios to (a), the cost-per-send table, memory, start-up and the targets.
@@ -59,8 +142,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		where = "inside the load generator"
 	}
 	p("- Each cell: %v warm-up, then %v measured; closed loop (each caller sends again as soon as its send returns). "+
-		"Twilio emulator %s, no added latency. Per-request configs rotate over %d tenant(s). Binary log level %s.\n",
-		o.Warmup, o.Duration, where, max(o.Tenants, 1), o.ServerLogLevel)
+		"Twilio emulator %s, no added latency. Per-request configs rotate over %d tenant(s). Binary log level %s. Rounds of the whole matrix: %d.\n",
+		o.Warmup, o.Duration, where, max(o.Tenants, 1), o.ServerLogLevel, max(o.Rounds, 1))
 	for _, n := range r.Notes {
 		p("- %s\n", n)
 	}
@@ -68,17 +151,25 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	concs := r.concurrencies()
 	p("\n### Throughput and latency\n\n")
 	p("(a) twilio-go direct, the limit; (b) the Go connector in process; (c) SendMessage over gRPC through the binary. " +
-		"\"× (a)\" is throughput over (a)'s at the same concurrency; \"p99 − (a)\" the p99 latency added to (a)'s.\n\n")
+		"\"× (a)\" is throughput over (a)'s at the same concurrency; \"p99 − (a)\" the p99 latency added to (a)'s.")
+	if o.Rounds > 1 {
+		p(" The matrix ran %d times (rounds). Each row shows the round of median throughput; \"× (a)\" and \"p99 − (a)\" "+
+			"are the medians of the per-round comparisons (each between cells of one round); the targets below list every round's.", o.Rounds)
+	}
+	p("\n\n")
 	p("| path | config | callers | sends/s | × (a) | p50 | p90 | p99 | p99 − (a) | errors |\n")
 	p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, conc := range concs {
-		base := r.cell(PathDirect, "", conc)
 		for _, c := range r.cellsAt(conc) {
 			res := c.Result
 			ratio, added := "", ""
-			if base != nil && c.Path != PathDirect && base.Result.Throughput() > 0 {
-				ratio = fmt.Sprintf("%.2f", res.Throughput()/base.Result.Throughput())
-				added = fmtSignedDur(res.Latency.P99 - base.Result.Latency.P99)
+			if c.Path != PathDirect {
+				if rs := r.perRound(conc, PathDirect, "", c.Path, c.Config, throughputRatio); len(rs) > 0 {
+					ratio = fmtRatio(median(rs))
+				}
+				if ds := r.perRound(conc, PathDirect, "", c.Path, c.Config, addedP99); len(ds) > 0 {
+					added = fmtNanos(median(ds))
+				}
 			}
 			p("| (%s) %s | %s | %d | %.0f | %s | %s | %s | %s | %s | %d |\n",
 				c.Path.Letter(), c.Path, orDash(string(c.Config)), conc, res.Throughput(), orDash(ratio),
@@ -180,55 +271,61 @@ func (r *Report) targets() []target {
 		var parts []string
 		ok, known := true, false
 		for _, mode := range r.Options.Configs {
-			a, c := r.cell(PathDirect, "", 64), r.cell(PathGRPC, mode, 64)
-			if a == nil || c == nil || a.Result.Throughput() == 0 {
+			rs := r.perRound(64, PathDirect, "", PathGRPC, mode, throughputRatio)
+			if len(rs) == 0 {
 				continue
 			}
-			ratio := c.Result.Throughput() / a.Result.Throughput()
-			parts = append(parts, fmt.Sprintf("%s config %.2f", mode, ratio))
+			ratio := median(rs)
+			parts = append(parts, fmt.Sprintf("%s config %.2f%s", mode, ratio, roundsNote(rs, fmtRatio)))
 			ok, known = ok && ratio >= TargetThroughputRatio, true
 		}
-		ts = append(ts, target{fmt.Sprintf("(c) throughput at 64 callers ≥ %.1f × (a)", TargetThroughputRatio), orDash(strings.Join(parts, "; ")), verdict(ok, known)})
+		ts = append(ts, target{fmt.Sprintf("(c) throughput at 64 callers ≥ %.1f × (a) (median of rounds)", TargetThroughputRatio), orDash(strings.Join(parts, "; ")), verdict(ok, known)})
 	}
 	// Added p99 at one caller.
 	{
 		var parts []string
 		ok, known := true, false
 		for _, mode := range r.Options.Configs {
-			a, c := r.cell(PathDirect, "", 1), r.cell(PathGRPC, mode, 1)
-			if a == nil || c == nil {
+			ds := r.perRound(1, PathDirect, "", PathGRPC, mode, addedP99)
+			if len(ds) == 0 {
 				continue
 			}
-			d := c.Result.Latency.P99 - a.Result.Latency.P99
-			parts = append(parts, fmt.Sprintf("%s config %s (p50 %s)", mode, fmtSignedDur(d),
-				fmtSignedDur(c.Result.Latency.P50-a.Result.Latency.P50)))
-			ok, known = ok && d < TargetAddedP99, true
+			d := median(ds)
+			parts = append(parts, fmt.Sprintf("%s config %s (p50 %s)%s", mode, fmtNanos(d),
+				fmtNanos(median(r.perRound(1, PathDirect, "", PathGRPC, mode, addedP50))), roundsNote(ds, fmtNanos)))
+			ok, known = ok && time.Duration(d) < TargetAddedP99, true
 		}
-		ts = append(ts, target{"p99 added by (c) over (a) at 1 caller < 1 ms (p50 added in brackets)", orDash(strings.Join(parts, "; ")), verdict(ok, known)})
+		ts = append(ts, target{"p99 added by (c) over (a) at 1 caller < 1 ms (p50 added in brackets; median of rounds)", orDash(strings.Join(parts, "; ")), verdict(ok, known)})
 	}
 	// Per-request config cost.
 	for _, p := range []Path{PathGRPC, PathConnector} {
 		var parts []string
 		ok, known := true, false
 		for _, conc := range r.concurrencies() {
-			d, q := r.cell(p, ConfigDefault, conc), r.cell(p, ConfigPerRequest, conc)
-			if d == nil || q == nil || d.Result.Throughput() == 0 {
+			costs := r.perRound(conc, p, ConfigDefault, p, ConfigPerRequest, func(d, q *Cell) (float64, bool) {
+				v, ok := throughputRatio(d, q)
+				return 1 - v, ok
+			})
+			if len(costs) == 0 {
 				continue
 			}
-			cost := 1 - q.Result.Throughput()/d.Result.Throughput()
+			cost := median(costs)
 			part := fmt.Sprintf("%d callers %+.1f%%", conc, 100*cost)
 			// CPU per send is steadier than throughput on a shared machine: show it too.
-			dc, qc := d.PerSend(d.GenCPU), q.PerSend(q.GenCPU)
-			if p == PathGRPC {
-				dc, qc = d.PerSend(d.ServerCPU), q.PerSend(q.ServerCPU)
+			cpu := r.perRound(conc, p, ConfigDefault, p, ConfigPerRequest, func(d, q *Cell) (float64, bool) {
+				dc, qc := d.PerSend(d.GenCPU), q.PerSend(q.GenCPU)
+				if p == PathGRPC {
+					dc, qc = d.PerSend(d.ServerCPU), q.PerSend(q.ServerCPU)
+				}
+				return float64(qc)/float64(dc) - 1, dc > 0
+			})
+			if len(cpu) > 0 {
+				part += fmt.Sprintf(" (CPU/send %+.0f%%)", 100*median(cpu))
 			}
-			if dc > 0 {
-				part += fmt.Sprintf(" (CPU/send %+.0f%%)", 100*(float64(qc)/float64(dc)-1))
-			}
-			parts = append(parts, part)
+			parts = append(parts, part+roundsNote(costs, fmtPercent))
 			ok, known = ok && cost < TargetPerRequestCost, true
 		}
-		ts = append(ts, target{fmt.Sprintf("(%s) per-request config costs < 5%% throughput vs default (throughput lost; CPU per send of the sending process added)", p.Letter()), orDash(strings.Join(parts, "; ")), verdict(ok, known)})
+		ts = append(ts, target{fmt.Sprintf("(%s) per-request config costs < 5%% throughput vs default (throughput lost; CPU per send of the sending process added; median of rounds)", p.Letter()), orDash(strings.Join(parts, "; ")), verdict(ok, known)})
 	}
 	// Start-up.
 	if s := r.Startup; s != nil && len(s.Handshake) > 0 {
@@ -273,12 +370,14 @@ func (r *Report) concurrencies() []int {
 	return cs
 }
 
-// cellsAt returns the cells at conc, (a) first, then (b) and (c), default config first.
+// cellsAt returns the cells at conc, (a) first, then (b) and (c), default config first; with
+// several rounds, each path and config's round of median throughput (see cell).
 func (r *Report) cellsAt(conc int) []*Cell {
 	var cs []*Cell
 	for i := range r.Cells {
-		if r.Cells[i].Concurrency == conc {
-			cs = append(cs, &r.Cells[i])
+		c := &r.Cells[i]
+		if c.Concurrency == conc && c.Round == 0 {
+			cs = append(cs, r.cell(c.Path, c.Config, conc))
 		}
 	}
 	slices.SortStableFunc(cs, func(a, b *Cell) int {

@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/sms-connector/sms-connector/connector/twilio"
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
 )
 
@@ -30,6 +31,11 @@ type SuiteOptions struct {
 	Concurrency []int
 	// Duration and Warmup are per cell; see LoadOptions.
 	Duration, Warmup time.Duration
+	// Rounds is how many times the whole matrix runs (default 1). On a shared machine a
+	// burst of someone else's load can sink one cell; with several rounds the report shows
+	// each round's ratios and takes the median, every ratio being between cells of the same
+	// round.
+	Rounds int
 	// Tenants is how many distinct configurations per-request sends rotate through (default 1).
 	Tenants int
 	// ServerLogLevel is the binary's --log-level (default info: one log line per RPC, as
@@ -52,6 +58,7 @@ type Cell struct {
 	Path        Path
 	Config      ConfigMode // "" for PathDirect
 	Concurrency int
+	Round       int // 0 for the first round
 	Result      *LoadResult
 	// CPU time over the measured window: this process (the load generator, with the emulator
 	// when it runs in process), the binary (PathGRPC) and the emulator's process (when it has
@@ -97,6 +104,9 @@ func RunSuite(ctx context.Context, opts SuiteOptions) (*Report, error) {
 	}
 	if opts.Tenants < 1 {
 		opts.Tenants = 1
+	}
+	if opts.Rounds < 1 {
+		opts.Rounds = 1
 	}
 	if opts.ServerLogLevel == "" {
 		opts.ServerLogLevel = "info"
@@ -196,6 +206,29 @@ func RunSuite(ctx context.Context, opts SuiteOptions) (*Report, error) {
 	defer conn.Close()
 
 	rssResettable := true
+	for round := range opts.Rounds {
+		if err := runRound(ctx, round, opts, rep, direct, conn, client, bin, &rssResettable); err != nil {
+			return nil, err
+		}
+	}
+	if bin != nil {
+		select {
+		case <-bin.Exited():
+			return nil, fmt.Errorf("bench: the binary exited during the run\n%s", bin.Logs())
+		default:
+		}
+	}
+	rep.LoadEnd = LoadAverage()
+	return rep, nil
+}
+
+// runRound measures every cell of the matrix once, appending them to rep.Cells.
+func runRound(ctx context.Context, round int, opts SuiteOptions, rep *Report, direct SendFunc, conn *twilio.Connector,
+	client smsv1.SmsConnectorClient, bin *Binary, rssResettable *bool) error {
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
 	for _, conc := range opts.Concurrency {
 		for _, p := range opts.Paths {
 			modes := opts.Configs
@@ -212,21 +245,21 @@ func RunSuite(ctx context.Context, opts SuiteOptions) (*Report, error) {
 				case PathGRPC:
 					send = GRPCSender(client, mode, opts.Tenants)
 				default:
-					return nil, fmt.Errorf("bench: unknown path %q", p)
+					return fmt.Errorf("bench: unknown path %q", p)
 				}
-				cell := Cell{Path: p, Config: mode, Concurrency: conc}
-				if p == PathGRPC && rssResettable {
+				cell := Cell{Path: p, Config: mode, Concurrency: conc, Round: round}
+				if p == PathGRPC && *rssResettable {
 					if err := ResetPeakRSS(bin.PID); err != nil {
-						rssResettable = false
+						*rssResettable = false
 						rep.Notes = append(rep.Notes, fmt.Sprintf("The binary's peak RSS could not be reset per cell (%v): each figure is the peak since start.", err))
 					}
 				}
 				if err := measureCell(ctx, &cell, opts, send, bin); err != nil {
-					return nil, err
+					return err
 				}
 				r := cell.Result
-				logf("(%s) %-9s %-11s c=%-3d %8.0f sends/s  p50 %v  p99 %v  errors %d",
-					p.Letter(), p, mode, conc, r.Throughput(), r.Latency.P50, r.Latency.P99, r.Errors)
+				logf("round %d (%s) %-9s %-11s c=%-3d %8.0f sends/s  p50 %v  p99 %v  errors %d",
+					round+1, p.Letter(), p, mode, conc, r.Throughput(), r.Latency.P50, r.Latency.P99, r.Errors)
 				if r.FirstError != nil {
 					logf("    first error: %v", r.FirstError)
 				}
@@ -234,15 +267,7 @@ func RunSuite(ctx context.Context, opts SuiteOptions) (*Report, error) {
 			}
 		}
 	}
-	if bin != nil {
-		select {
-		case <-bin.Exited():
-			return nil, fmt.Errorf("bench: the binary exited during the run\n%s", bin.Logs())
-		default:
-		}
-	}
-	rep.LoadEnd = LoadAverage()
-	return rep, nil
+	return nil
 }
 
 // measureCell runs one cell's load and reads the counters around its measured window.

@@ -71,6 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.suite.Binary, "binary", "bin/sms-connector", "the sms-connector binary (for grpc and the start-up)")
 	fs.DurationVar(&o.suite.Duration, "duration", 3*time.Second, "measured time per cell")
 	fs.DurationVar(&o.suite.Warmup, "warmup", 500*time.Millisecond, "warm-up per cell, not measured")
+	fs.IntVar(&o.suite.Rounds, "rounds", 1, "times the whole matrix runs; ratios are taken within each round and the report shows their median")
 	fs.IntVar(&o.suite.Tenants, "tenants", 1, "distinct configurations per-request sends rotate through")
 	fs.StringVar(&o.suite.ServerLogLevel, "server-log-level", "info", "the binary's --log-level (info logs one line per RPC, as deployed by default)")
 	fs.DurationVar(&o.suite.IdleWait, "idle", time.Second, "how long the binary idles before its idle RSS is read")
