@@ -59,7 +59,7 @@ func BenchmarkConnectorSend(b *testing.B) {
 // so allocations and the CPU profile cover client and server together.
 func BenchmarkGRPCSend(b *testing.B) {
 	emu := benchEmulator(b)
-	for _, mode := range []ConfigMode{ConfigDefault, ConfigPerRequest} {
+	for _, mode := range []ConfigMode{ConfigDefault, ConfigPerRequest, ConfigPerRequestJSON} {
 		b.Run("config="+string(mode), func(b *testing.B) {
 			addr := startServer(b, emu.URL, newServerLogger(b, *serverLog, io.Discard))
 			conn, err := DialGRPC(addr)

@@ -51,7 +51,7 @@ func TestRunSuite(t *testing.T) {
 		Binary:      bin,
 		Emulator:    emu,
 		Paths:       []Path{PathDirect, PathConnector, PathGRPC},
-		Configs:     []ConfigMode{ConfigDefault, ConfigPerRequest},
+		Configs:     []ConfigMode{ConfigDefault, ConfigPerRequest, ConfigPerRequestJSON},
 		Concurrency: []int{1, 3},
 		Duration:    60 * time.Millisecond,
 		Warmup:      10 * time.Millisecond,
@@ -70,7 +70,7 @@ func TestRunSuite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(rep.Cells), 2*2*(1+2+2); got != want {
+	if got, want := len(rep.Cells), 2*2*(1+2+3); got != want { // rounds × concurrencies × ((a) + (b) + (c))
 		t.Fatalf("%d cells, want %d", got, want)
 	}
 	for _, c := range rep.Cells {
@@ -103,7 +103,8 @@ func TestRunSuite(t *testing.T) {
 	for _, s := range []string{
 		"### Throughput and latency", "| (a) direct | – | 3 |", "| (c) grpc | per-request | 1 |",
 		"### Cost per send", "### Start-up", "### Targets of issue 5, this run",
-		"| exec → plugin handshake line on stdout | 1 |", "(rounds ",
+		"| exec → plugin handshake line on stdout | 1 |", "(rounds ", "| (c) grpc | per-request-json | 3 |",
+		"(c) per-request-json config costs",
 	} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("the report lacks %q:\n%s", s, md.String())

@@ -160,15 +160,23 @@ func ConnectorSender(c *twilio.Connector, mode ConfigMode, tenants int) SendFunc
 }
 
 // GRPCSender returns path (c): SendMessage on client, with no configuration (ConfigDefault) or
-// one of tenants configurations (ConfigPerRequest) in each request. The requests are built
+// one of tenants configurations in each request, as a Struct (ConfigPerRequest) or as JSON
+// text (ConfigPerRequestJSON). The requests are built
 // once, as a platform holds its tenants' configurations; marshalling them is the client's
 // share of every call.
 func GRPCSender(client smsv1.SmsConnectorClient, mode ConfigMode, tenants int) SendFunc {
 	reqs := []*smsv1.SendMessageRequest{NewRequest(nil)}
-	if mode == ConfigPerRequest {
+	switch mode {
+	case ConfigPerRequest:
 		reqs = make([]*smsv1.SendMessageRequest, max(tenants, 1))
 		for i := range reqs {
 			reqs[i] = NewRequest(ConfigStruct(i))
+		}
+	case ConfigPerRequestJSON:
+		reqs = make([]*smsv1.SendMessageRequest, max(tenants, 1))
+		for i := range reqs {
+			reqs[i] = NewRequest(nil)
+			reqs[i].ConfigJson = string(Config(i))
 		}
 	}
 	return func(ctx context.Context, seq int) error {

@@ -232,8 +232,11 @@ func runRound(ctx context.Context, round int, opts SuiteOptions, rep *Report, di
 	for _, conc := range opts.Concurrency {
 		for _, p := range opts.Paths {
 			modes := opts.Configs
-			if p == PathDirect {
+			switch p {
+			case PathDirect:
 				modes = []ConfigMode{""}
+			case PathConnector: // handed JSON in any case: per-request-json is per-request
+				modes = slices.DeleteFunc(slices.Clone(modes), func(m ConfigMode) bool { return m == ConfigPerRequestJSON })
 			}
 			for _, mode := range modes {
 				var send SendFunc

@@ -54,17 +54,22 @@ type ConfigMode string
 const (
 	// ConfigDefault: the request carries no configuration; the server's default is used.
 	ConfigDefault ConfigMode = "default"
-	// ConfigPerRequest: every request carries the tenant's configuration.
+	// ConfigPerRequest: every request carries the tenant's configuration (over gRPC, as the
+	// request's google.protobuf.Struct config).
 	ConfigPerRequest ConfigMode = "per-request"
+	// ConfigPerRequestJSON: every request carries the tenant's configuration as JSON text, in
+	// the request's config_json. Path (c) only: the connector in process (b) is always handed
+	// JSON, so for it this is ConfigPerRequest.
+	ConfigPerRequestJSON ConfigMode = "per-request-json"
 )
 
 // ParseConfigMode returns the mode named s.
 func ParseConfigMode(s string) (ConfigMode, error) {
 	switch m := ConfigMode(s); m {
-	case ConfigDefault, ConfigPerRequest:
+	case ConfigDefault, ConfigPerRequest, ConfigPerRequestJSON:
 		return m, nil
 	}
-	return "", fmt.Errorf("unknown config mode %q (want %q or %q)", s, ConfigDefault, ConfigPerRequest)
+	return "", fmt.Errorf("unknown config mode %q (want %q, %q or %q)", s, ConfigDefault, ConfigPerRequest, ConfigPerRequestJSON)
 }
 
 // configValue returns tenant's Twilio configuration as a JSON value: the emulator's sandbox

@@ -166,9 +166,40 @@ func findField(b []byte, num protowire.Number) (start, end int, ok bool) {
 	return start, end, ok
 }
 
-// requestConfig returns the configuration of req as JSON: the one the codec resolved, or the
-// conversion of req's Struct (nil when it carries none or an empty one).
-func requestConfig(req *smsv1.SendMessageRequest) (json.RawMessage, error) {
+// requestConfig returns the configuration of req as JSON, and the request field it came in
+// ("config" or "config_json"): config_json's text, the JSON the codec resolved for config, or
+// the conversion of config's Struct. It is nil when the request carries none (or an empty
+// one). Both fields set is INVALID_REQUEST; config_json text that is not a JSON object is
+// INVALID_CONFIG. Whether the configuration is valid is for the connector to say.
+func requestConfig(req *smsv1.SendMessageRequest) (json.RawMessage, string, error) {
+	fromStruct, err := structConfig(req)
+	if err != nil {
+		return nil, "", err
+	}
+	text := req.GetConfigJson()
+	if text == "" {
+		return fromStruct, "config", nil
+	}
+	if fromStruct != nil {
+		return nil, "", &connector.Error{
+			Reason:     connector.ReasonInvalidRequest,
+			Message:    "config_json must not be set together with config: send the configuration in one of them",
+			Violations: []connector.Violation{{Field: protoconv.ConfigJSONField, Description: "must not be set together with config"}},
+		}
+	}
+	if t := strings.TrimLeft(text, " \t\r\n"); t == "" || t[0] != '{' {
+		return nil, "", &connector.Error{
+			Reason:     connector.ReasonInvalidConfig,
+			Message:    "config_json is not a JSON object",
+			Violations: []connector.Violation{{Field: protoconv.ConfigJSONField, Description: "is not a JSON object"}},
+		}
+	}
+	return json.RawMessage(text), protoconv.ConfigJSONField, nil
+}
+
+// structConfig returns the JSON of req's config field: the one the codec resolved, or the
+// conversion of its Struct (nil when it carries none or an empty one).
+func structConfig(req *smsv1.SendMessageRequest) (json.RawMessage, error) {
 	u := req.ProtoReflect().GetUnknown()
 	for b := u; len(b) > 0; {
 		num, typ, n := protowire.ConsumeTag(b)

@@ -27,7 +27,7 @@ func FuzzScanStrings(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, v := range scanStrings(b, md) {
 			switch v.Field {
-			case "to", "idempotency_key", "client_ip", "config", "payload.code", "payload.locale", "payload.variables", "payload":
+			case "to", "idempotency_key", "client_ip", "config", "config_json", "payload.code", "payload.locale", "payload.variables", "payload":
 			default:
 				t.Fatalf("scanStrings named %q, not a field of the request", v.Field)
 			}
@@ -85,7 +85,7 @@ func FuzzConfigCodec(f *testing.F) {
 			t.Fatalf("bytes protobuf decodes were refused: %v", err)
 		}
 		want, werr := protoconv.StructToJSON(plain.GetConfig())
-		got, gerr := requestConfig(m)
+		got, gerr := structConfig(m)
 		if (werr == nil) != (gerr == nil) || !bytes.Equal(want, got) {
 			t.Fatalf("config JSON %q (%v), want %q (%v)", got, gerr, want, werr)
 		}

@@ -21,7 +21,7 @@ func decodeWith(t *testing.T, c requestCodec, b []byte) (*smsv1.SendMessageReque
 	if err := decodeFailure(r); err != nil {
 		t.Fatal(err)
 	}
-	js, err := requestConfig(r)
+	js, _, err := requestConfig(r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -299,6 +299,19 @@ func badInputs() []badInput {
 		{name: "config: not UTF-8 inside (raw protobuf)", raw: rawWith(func(b []byte) []byte {
 			return appendMessage(b, fieldConfig, structWithString("from", "+1500\xff5550006"))
 		}), code: invalid, reason: "INVALID_REQUEST", field: "config"},
+		{name: "`config_json` together with `config`", req: req(func(r *smsv1.SendMessageRequest, t *testing.T) { r.ConfigJson = configJSON(t) }),
+			code: invalid, reason: "INVALID_REQUEST", field: "config_json"},
+		{name: "`config_json` a JSON array", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) { r.Config, r.ConfigJson = nil, "[]" }),
+			code: invalid, reason: "INVALID_CONFIG", field: "config_json"},
+		{name: "`config_json` not JSON (cut short)", req: req(func(r *smsv1.SendMessageRequest, t *testing.T) {
+			r.Config, r.ConfigJson = nil, configJSON(t)[:40]
+		}), code: invalid, reason: "INVALID_CONFIG", field: "config_json"},
+		{name: "`config_json` without `accountSID`", req: req(func(r *smsv1.SendMessageRequest, t *testing.T) {
+			r.Config, r.ConfigJson = nil, configJSON(t, func(m map[string]any) { delete(m, "accountSID") })
+		}), code: invalid, reason: "INVALID_CONFIG", field: "config_json.accountSID"},
+		{name: "`config_json` not UTF-8 (raw protobuf)", raw: rawWith(func(b []byte) []byte {
+			return appendString(b, fieldConfigJSON, `{"from": "+1500\xff5550006"}`)
+		}), code: invalid, reason: "INVALID_REQUEST", field: "config_json"},
 		{name: "no config, and no default config on the server", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) { r.Config = nil }),
 			code: failed, reason: "CONFIG_MISSING"},
 		{name: "template rendering 11 segments of GSM-7 (over `--max-segments` 10)", req: withTemplates(tpl("Generic", strings.Repeat("x", 1590)+"{{code}}")),

@@ -65,6 +65,7 @@ const (
 	fieldTo             protowire.Number = 1 // SendMessageRequest.to
 	fieldPayload        protowire.Number = 3 // SendMessageRequest.payload
 	fieldConfig         protowire.Number = 4 // SendMessageRequest.config
+	fieldConfigJSON     protowire.Number = 7 // SendMessageRequest.config_json
 	fieldCode           protowire.Number = 1 // Payload.code
 	fieldLocale         protowire.Number = 2 // Payload.locale
 	fieldVariables      protowire.Number = 3 // Payload.variables

@@ -33,7 +33,7 @@ func (s *service) SendMessage(ctx context.Context, req *smsv1.SendMessageRequest
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	cfg, err := requestConfig(req)
+	cfg, cfgField, err := requestConfig(req)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
@@ -50,7 +50,7 @@ func (s *service) SendMessage(ctx context.Context, req *smsv1.SendMessageRequest
 	if err != nil {
 		var ce *connector.Error
 		if errors.As(err, &ce) && ce.Reason == connector.ReasonInvalidConfig && len(ce.Violations) > 0 {
-			err = protoconv.ConfigViolations(ce)
+			err = protoconv.ConfigViolationsIn(ce, cfgField)
 		}
 		return nil, s.fail(ctx, err)
 	}

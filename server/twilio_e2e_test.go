@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sms-connector/sms-connector/connector"
@@ -358,5 +360,76 @@ func assertNoSecret(t *testing.T, s *stack, err error) {
 		if strings.Contains(line, e2eToken) || strings.Contains(line, e2eKeySecret) {
 			t.Errorf("log entry carries the auth token: %s", line)
 		}
+	}
+}
+
+// configJSON is config as JSON text, for SendMessageRequest.config_json.
+func configJSON(t *testing.T, edits ...func(map[string]any)) string {
+	t.Helper()
+	b, err := protojson.Marshal(config(t, edits...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestTwilioEndToEndConfigJSON(t *testing.T) {
+	s := newStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	withJSON := func(text string) *smsv1.SendMessageRequest {
+		req := request(t, "+14155550123")
+		req.Config, req.ConfigJson = nil, text
+		return req
+	}
+	// Sent twice: the second is answered from the connector's parsed-config cache; both send.
+	for i := range 2 {
+		resp, err := s.client.SendMessage(ctx, withJSON("  "+configJSON(t)+"\n"))
+		if err != nil {
+			t.Fatalf("send %d: %v", i+1, err)
+		}
+		msgs := s.emu.Messages()
+		if len(msgs) != i+1 || msgs[i].Body != "Sign in to Acme with 424242" || resp.MessageId != msgs[i].Sid {
+			t.Fatalf("send %d: response %+v, emulator %+v", i+1, resp, msgs)
+		}
+	}
+
+	both := withJSON(configJSON(t))
+	both.Config = config(t)
+	badFrom := configJSON(t, func(m map[string]any) { m["from"] = "not a number"; delete(m, "accountSID") })
+	tests := []struct {
+		name   string
+		req    *smsv1.SendMessageRequest
+		reason string
+		fields []string
+	}{
+		{"both config and config_json", both, "INVALID_REQUEST", []string{"config_json"}},
+		{"a JSON array", withJSON(`[{"accountSID": "AC1"}]`), "INVALID_CONFIG", []string{"config_json"}},
+		{"white space only", withJSON(" \n "), "INVALID_CONFIG", []string{"config_json"}},
+		{"not JSON", withJSON(`{"accountSID": `), "INVALID_CONFIG", []string{"config_json"}},
+		{"an invalid configuration", withJSON(badFrom), "INVALID_CONFIG", []string{"config_json.accountSID", "config_json.from"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := s.client.SendMessage(ctx, tt.req)
+			st := status.Convert(err)
+			info, _ := details(st)
+			var fields []string
+			for _, d := range st.Details() {
+				if br, ok := d.(*errdetails.BadRequest); ok {
+					for _, v := range br.FieldViolations {
+						fields = append(fields, v.Field)
+					}
+				}
+			}
+			slices.Sort(fields)
+			if st.Code() != codes.InvalidArgument || info.GetReason() != tt.reason || !slices.Equal(fields, tt.fields) {
+				t.Fatalf("got %s %s %v (%s); want INVALID_ARGUMENT %s %v", st.Code(), info.GetReason(), fields, st.Message(), tt.reason, tt.fields)
+			}
+			assertNoSecret(t, s, err)
+		})
+	}
+	if n := len(s.emu.Messages()); n != 2 {
+		t.Fatalf("the emulator holds %d messages; the refused requests must send none", n)
 	}
 }

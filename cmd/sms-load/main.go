@@ -66,7 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("sms-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	paths := fs.String("paths", "direct,connector,grpc", "paths to measure: direct (a), connector (b), grpc (c)")
-	configs := fs.String("configs", "default,per-request", "configuration modes of (b) and (c): default, per-request")
+	configs := fs.String("configs", "default,per-request,per-request-json", "configuration modes of (b) and (c): default, per-request (a Struct over gRPC), per-request-json (config_json over gRPC; (c) only)")
 	concs := fs.String("concurrency", "1,16,64", "numbers of concurrent callers")
 	fs.StringVar(&o.suite.Binary, "binary", "bin/sms-connector", "the sms-connector binary (for grpc and the start-up)")
 	fs.DurationVar(&o.suite.Duration, "duration", 3*time.Second, "measured time per cell")

@@ -18,11 +18,11 @@ func TestParseFlagsDefaults(t *testing.T) {
 	}
 	s := o.suite
 	if !slices.Equal(s.Paths, []bench.Path{bench.PathDirect, bench.PathConnector, bench.PathGRPC}) ||
-		!slices.Equal(s.Configs, []bench.ConfigMode{bench.ConfigDefault, bench.ConfigPerRequest}) ||
+		!slices.Equal(s.Configs, []bench.ConfigMode{bench.ConfigDefault, bench.ConfigPerRequest, bench.ConfigPerRequestJSON}) ||
 		!slices.Equal(s.Concurrency, []int{1, 16, 64}) {
-		t.Errorf("matrix %v %v %v: want every path, both configs, 1,16,64 callers", s.Paths, s.Configs, s.Concurrency)
+		t.Errorf("matrix %v %v %v: want every path, every config mode, 1,16,64 callers", s.Paths, s.Configs, s.Concurrency)
 	}
-	if s.Duration != 3*time.Second || s.StartupRuns != 20 || s.Binary != "bin/sms-connector" || o.emulator != "process" {
+	if s.Duration != 3*time.Second || s.Rounds != 1 || s.StartupRuns != 20 || s.Binary != "bin/sms-connector" || o.emulator != "process" {
 		t.Errorf("defaults %+v", o)
 	}
 	if !slices.Contains(s.PluginEnv, smsplugin.MagicCookieKey+"="+smsplugin.MagicCookieValue) {

@@ -299,22 +299,31 @@ func ViolationsFromProto(vs []*smsv1.ConfigViolation) []connector.Violation {
 // configField is the request field a message's configuration travels in.
 const configField = "config"
 
+// ConfigJSONField is the request field of a configuration sent as JSON text.
+const ConfigJSONField = "config_json"
+
 // ConfigViolations returns e with every violation's field prefixed "config." (the request
 // field the configuration travels in), as a copy; e itself belongs to the connector. The
 // server applies it to the INVALID_CONFIG errors of Send, so that a caller of SendMessage
 // reads request field paths; UnprefixConfigViolations undoes it.
 func ConfigViolations(e *connector.Error) *connector.Error {
+	return ConfigViolationsIn(e, configField)
+}
+
+// ConfigViolationsIn is ConfigViolations for a configuration that travelled in the request
+// field named field ("config", or ConfigJSONField).
+func ConfigViolationsIn(e *connector.Error, field string) *connector.Error {
 	c := *e
 	c.Violations = make([]connector.Violation, len(e.Violations))
 	for i, v := range e.Violations {
 		switch {
-		case v.Field == "" || v.Field == configField:
-			v.Field = configField
-		case !strings.HasPrefix(v.Field, configField+".") && !strings.HasPrefix(v.Field, configField+"["):
+		case v.Field == "" || v.Field == field:
+			v.Field = field
+		case !strings.HasPrefix(v.Field, field+".") && !strings.HasPrefix(v.Field, field+"["):
 			if strings.HasPrefix(v.Field, "[") {
-				v.Field = configField + v.Field
+				v.Field = field + v.Field
 			} else {
-				v.Field = configField + "." + v.Field
+				v.Field = field + "." + v.Field
 			}
 		}
 		c.Violations[i] = v

@@ -445,7 +445,14 @@ type SendMessageRequest struct {
 	IdempotencyKey string `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// The end user's IP address as the platform saw it ("203.0.113.7", "2001:db8::1"), for
 	// per-IP abuse limits. Optional; anything else is INVALID_REQUEST.
-	ClientIp      string `protobuf:"bytes,6,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	ClientIp string `protobuf:"bytes,6,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	// The same configuration as config, as JSON text (a JSON object), for platforms that keep
+	// their tenants' configurations as JSON: the client builds no Struct and the server decodes
+	// none; the text is parsed once and remembered (keyed by its SHA-256). Set config or
+	// config_json, not both (INVALID_REQUEST). Text that is not a JSON object, or a configuration
+	// with problems, is INVALID_ARGUMENT (INVALID_CONFIG) with field paths under "config_json".
+	// Empty: config decides.
+	ConfigJson    string `protobuf:"bytes,7,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -518,6 +525,13 @@ func (x *SendMessageRequest) GetIdempotencyKey() string {
 func (x *SendMessageRequest) GetClientIp() string {
 	if x != nil {
 		return x.ClientIp
+	}
+	return ""
+}
+
+func (x *SendMessageRequest) GetConfigJson() string {
+	if x != nil {
+		return x.ConfigJson
 	}
 	return ""
 }
@@ -1216,7 +1230,7 @@ var File_connector_sms_v1_connector_proto protoreflect.FileDescriptor
 
 const file_connector_sms_v1_connector_proto_rawDesc = "" +
 	"\n" +
-	" connector/sms/v1/connector.proto\x12\x10connector.sms.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x8c\x02\n" +
+	" connector/sms/v1/connector.proto\x12\x10connector.sms.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xad\x02\n" +
 	"\x12SendMessageRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\x12:\n" +
 	"\n" +
@@ -1224,7 +1238,9 @@ const file_connector_sms_v1_connector_proto_rawDesc = "" +
 	"\apayload\x18\x03 \x01(\v2\x19.connector.sms.v1.PayloadR\apayload\x12/\n" +
 	"\x06config\x18\x04 \x01(\v2\x17.google.protobuf.StructR\x06config\x12'\n" +
 	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\x12\x1b\n" +
-	"\tclient_ip\x18\x06 \x01(\tR\bclientIp\"l\n" +
+	"\tclient_ip\x18\x06 \x01(\tR\bclientIp\x12\x1f\n" +
+	"\vconfig_json\x18\a \x01(\tR\n" +
+	"configJson\"l\n" +
 	"\aPayload\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x16\n" +
 	"\x06locale\x18\x02 \x01(\tR\x06locale\x125\n" +
