@@ -155,19 +155,31 @@ func decodeCreated(b []byte) (m createdMessage, ok bool) {
 		if i < 0 {
 			return createdMessage{}, false
 		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
+		var done bool
+		if i, done = nextMember(b, i, '}'); i < 0 {
 			return createdMessage{}, false
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
+		} else if done {
 			return m, true
-		default:
-			return createdMessage{}, false
 		}
 	}
+}
+
+// nextMember reads what follows a member of an object or an element of an array, from b[i]
+// on: white space, then a comma, after which it returns where the next one starts, or the
+// closing bracket, after which it returns the end of the object or array and done. It returns
+// -1 on anything else.
+func nextMember(b []byte, i int, closing byte) (next int, done bool) {
+	i = skipSpace(b, i)
+	if i >= len(b) {
+		return -1, false
+	}
+	switch b[i] {
+	case ',':
+		return skipSpace(b, i+1), false
+	case closing:
+		return i + 1, true
+	}
+	return -1, false
 }
 
 // What a top-level name is to decodeCreated.
@@ -273,17 +285,9 @@ func skipValue(b []byte, i, depth int) int {
 			if i = skipValue(b, skipSpace(b, i+1), depth+1); i < 0 {
 				return -1
 			}
-			i = skipSpace(b, i)
-			if i >= len(b) {
-				return -1
-			}
-			switch b[i] {
-			case ',':
-				i = skipSpace(b, i+1)
-			case '}':
-				return i + 1
-			default:
-				return -1
+			var done bool
+			if i, done = nextMember(b, i, '}'); i < 0 || done {
+				return i
 			}
 		}
 	case '[':
@@ -298,17 +302,9 @@ func skipValue(b []byte, i, depth int) int {
 			if i = skipValue(b, i, depth+1); i < 0 {
 				return -1
 			}
-			i = skipSpace(b, i)
-			if i >= len(b) {
-				return -1
-			}
-			switch b[i] {
-			case ',':
-				i = skipSpace(b, i+1)
-			case ']':
-				return i + 1
-			default:
-				return -1
+			var done bool
+			if i, done = nextMember(b, i, ']'); i < 0 || done {
+				return i
 			}
 		}
 	case 't':
