@@ -136,6 +136,35 @@ for (const mode of MODES) {
       assert.match(JSON.parse(line).body, /verification code is 123456\./);
     });
 
+    it('SendMessage takes the config as JSON text in config_json', async () => {
+      // The sandbox emulator's fixed account (twiliotest.SandboxAccountSID / SandboxAuthToken).
+      const config = {
+        accountSID: 'AC00000000000000000000000000000000', authToken: '0123456789abcdef0123456789abcdef',
+        from: '+15005550006', templates: [{ usageType: 'Generic', content: 'From JSON text: {{code}}' }],
+      };
+      const res = await conn.sendMessage({
+        to: '+15005550006', usage_type: 'USAGE_TYPE_SIGN_IN', payload: { code: '654321' },
+        config_json: JSON.stringify(config),
+      });
+      assert.match(res.message_id, /^SM[0-9a-f]{32}$/);
+      const deadline = Date.now() + 5000;
+      let line;
+      while (!(line = stderr.split('\n').find((l) => l.includes(res.message_id))) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(line, `the sandbox logged message ${res.message_id}`);
+      assert.equal(JSON.parse(line).body, 'From JSON text: 654321');
+
+      const err = await rejection(conn.sendMessage({
+        to: '+15005550006', usage_type: 'USAGE_TYPE_SIGN_IN', payload: { code: '654321' },
+        config_json: JSON.stringify({ ...config, accountSID: 'AC123' }),
+      }));
+      assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
+      const st = errorInfo(err);
+      assert.equal(st.errorInfo.reason, 'INVALID_CONFIG');
+      assert.deepEqual(st.badRequest.fieldViolations.map((v) => v.field), ['config_json.accountSID']);
+    });
+
     it('a Twilio refusal comes back as FAILED_PRECONDITION with ErrorInfo COUNTRY_NOT_PERMITTED', async () => {
       const err = await rejection(conn.sendMessage({
         to: '+15005550003', usage_type: 'USAGE_TYPE_SIGN_IN', payload: { code: '123456' },
