@@ -104,12 +104,8 @@ func (c requestCodec) unmarshalSend(data mem.BufferSlice, r *smsv1.SendMessageRe
 	defer buf.Free()
 	b := buf.ReadOnlyData()
 
-	start, end, ok := findField(b, sendConfigField)
-	if !ok {
-		return false
-	}
-	cfg, n := protowire.ConsumeBytes(b[start+protowire.SizeTag(sendConfigField) : end])
-	if n < 0 || len(cfg) == 0 {
+	start, end, cfg, ok := findField(b, sendConfigField)
+	if !ok || len(cfg) == 0 {
 		return false // an empty Struct means "the server's default": nothing to cache
 	}
 	digest, ok := structdigest.Digest(cfg)
@@ -143,27 +139,29 @@ func (c requestCodec) unmarshalSend(data mem.BufferSlice, r *smsv1.SendMessageRe
 }
 
 // findField returns where the one occurrence of field num (length-delimited) sits in the
-// message wire bytes b, tag included: b[start:end]. It reports false when the field is absent,
-// occurs more than once (the decoder would merge the occurrences) or b is malformed.
-func findField(b []byte, num protowire.Number) (start, end int, ok bool) {
+// message wire bytes b, tag included (b[start:end]), and its value. It reports false when the
+// field is absent, occurs more than once (the decoder would merge the occurrences) or b is
+// malformed.
+func findField(b []byte, num protowire.Number) (start, end int, value []byte, ok bool) {
 	for off := 0; off < len(b); {
 		n, typ, tn := protowire.ConsumeTag(b[off:])
 		if tn < 0 {
-			return 0, 0, false
+			return 0, 0, nil, false
 		}
 		vn := protowire.ConsumeFieldValue(n, typ, b[off+tn:])
 		if vn < 0 {
-			return 0, 0, false
+			return 0, 0, nil, false
 		}
 		if n == num {
 			if ok || typ != protowire.BytesType {
-				return 0, 0, false
+				return 0, 0, nil, false
 			}
-			start, end, ok = off, off+tn+vn, true
+			v, _ := protowire.ConsumeBytes(b[off+tn:])
+			start, end, value, ok = off, off+tn+vn, v, true
 		}
 		off += tn + vn
 	}
-	return start, end, ok
+	return start, end, value, ok
 }
 
 // requestConfig returns the configuration of req as JSON, and the request field it came in

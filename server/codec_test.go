@@ -83,3 +83,38 @@ func TestCodecConfigCache(t *testing.T) {
 		t.Fatalf("cache off: JSON %s, Struct %v", js, r.GetConfig())
 	}
 }
+
+func TestFindField(t *testing.T) {
+	field := func(num protowire.Number, v string) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), []byte(v))
+	}
+	// The tag of field 4 written in two bytes (a legal, overlong varint), then a value.
+	overlong := append([]byte{4<<3 | 2 | 0x80, 0x00}, protowire.AppendBytes(nil, []byte("abc"))...)
+	tests := []struct {
+		name      string
+		b         []byte
+		wantValue string
+		wantOK    bool
+	}{
+		{"present once", bytes.Join([][]byte{field(1, "x"), field(4, "abc"), field(5, "y")}, nil), "abc", true},
+		{"absent", field(1, "x"), "", false},
+		{"twice", append(field(4, "a"), field(4, "b")...), "", false},
+		{"as a varint", protowire.AppendVarint(protowire.AppendTag(nil, 4, protowire.VarintType), 1), "", false},
+		{"truncated", field(4, "abc")[:3], "", false},
+		{"overlong tag", overlong, "abc", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start, end, v, ok := findField(tt.b, 4)
+			if ok != tt.wantOK || string(v) != tt.wantValue {
+				t.Fatalf("findField = %q, %v; want %q, %v", v, ok, tt.wantValue, tt.wantOK)
+			}
+			if ok {
+				rest := append(append([]byte(nil), tt.b[:start]...), tt.b[end:]...)
+				if _, _, _, again := findField(rest, 4); again || len(rest) != len(tt.b)-(end-start) {
+					t.Fatalf("cutting b[%d:%d] leaves the field in %x", start, end, rest)
+				}
+			}
+		})
+	}
+}
