@@ -185,7 +185,7 @@ func requestConfig(req *smsv1.SendMessageRequest) (json.RawMessage, string, erro
 			Violations: []connector.Violation{{Field: protoconv.ConfigJSONField, Description: "must not be set together with config"}},
 		}
 	}
-	if t := strings.TrimLeft(text, " \t\r\n"); t == "" || t[0] != '{' {
+	if !jsonObjectText(text) {
 		return nil, "", &connector.Error{
 			Reason:     connector.ReasonInvalidConfig,
 			Message:    "config_json is not a JSON object",
@@ -193,6 +193,13 @@ func requestConfig(req *smsv1.SendMessageRequest) (json.RawMessage, string, erro
 		}
 	}
 	return json.RawMessage(text), protoconv.ConfigJSONField, nil
+}
+
+// jsonObjectText reports whether text starts, after JSON white space, as a JSON object does;
+// whether the rest is valid JSON is for the connector's parser to say.
+func jsonObjectText(text string) bool {
+	t := strings.TrimLeft(text, " \t\r\n")
+	return t != "" && t[0] == '{'
 }
 
 // structConfig returns the JSON of req's config field: the one the codec resolved, or the

@@ -69,16 +69,30 @@ func (s *service) ValidateConfig(ctx context.Context, req *smsv1.ValidateConfigR
 	if err := decodeFailure(req); err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	if req.GetConfig() == nil {
+	var cfg []byte
+	switch text := req.GetConfigJson(); {
+	case text != "" && req.GetConfig() != nil:
 		return nil, s.fail(ctx, &connector.Error{
 			Reason:     connector.ReasonInvalidRequest,
-			Message:    "config is required: the connector configuration as a JSON object",
+			Message:    "config_json must not be set together with config: send the configuration in one of them",
+			Violations: []connector.Violation{{Field: protoconv.ConfigJSONField, Description: "must not be set together with config"}},
+		})
+	case text != "":
+		if !jsonObjectText(text) {
+			return &smsv1.ValidateConfigResponse{Violations: protoconv.ViolationsToProto([]connector.Violation{{Description: "is not a JSON object"}})}, nil
+		}
+		cfg = []byte(text)
+	case req.GetConfig() == nil:
+		return nil, s.fail(ctx, &connector.Error{
+			Reason:     connector.ReasonInvalidRequest,
+			Message:    "config is required: the connector configuration as a JSON object (or as JSON text in config_json)",
 			Violations: []connector.Violation{{Field: "config", Description: "is required"}},
 		})
-	}
-	cfg, err := json.Marshal(req.GetConfig().AsMap())
-	if err != nil {
-		return nil, s.fail(ctx, err)
+	default:
+		var err error
+		if cfg, err = json.Marshal(req.GetConfig().AsMap()); err != nil {
+			return nil, s.fail(ctx, err)
+		}
 	}
 	vs, err := s.conn.ValidateConfig(ctx, cfg)
 	if err != nil {

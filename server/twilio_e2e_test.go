@@ -432,4 +432,39 @@ func TestTwilioEndToEndConfigJSON(t *testing.T) {
 	if n := len(s.emu.Messages()); n != 2 {
 		t.Fatalf("the emulator holds %d messages; the refused requests must send none", n)
 	}
+
+	// ValidateConfig takes config_json too; its violations are relative to the configuration.
+	validations := []struct {
+		name       string
+		text       string
+		wantValid  bool
+		wantFields []string
+	}{
+		{"valid", configJSON(t), true, nil},
+		{"two problems", badFrom, false, []string{"accountSID", "from"}},
+		{"a JSON array", `[1]`, false, []string{""}},
+		{"not JSON", `{"accountSID": `, false, []string{""}},
+	}
+	for _, tt := range validations {
+		t.Run("ValidateConfig "+tt.name, func(t *testing.T) {
+			resp, err := s.client.ValidateConfig(ctx, &smsv1.ValidateConfigRequest{ConfigJson: tt.text})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fields []string
+			for _, v := range resp.GetViolations() {
+				fields = append(fields, v.GetField())
+			}
+			slices.Sort(fields)
+			if resp.GetValid() != tt.wantValid || !slices.Equal(fields, tt.wantFields) {
+				t.Fatalf("valid %v, fields %q; want %v, %q", resp.GetValid(), fields, tt.wantValid, tt.wantFields)
+			}
+		})
+	}
+	_, err := s.client.ValidateConfig(ctx, &smsv1.ValidateConfigRequest{Config: config(t), ConfigJson: configJSON(t)})
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument {
+		t.Fatalf("ValidateConfig with config and config_json: %v, want INVALID_ARGUMENT", err)
+	} else if info, _ := details(st); info.GetReason() != "INVALID_REQUEST" {
+		t.Fatalf("ValidateConfig with config and config_json: reason %q, want INVALID_REQUEST", info.GetReason())
+	}
 }

@@ -709,8 +709,12 @@ func (x *SendMessageResponse) GetConnectorId() string {
 // ValidateConfigRequest carries a configuration to check.
 type ValidateConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The connector's configuration as a JSON object. Required.
-	Config        *structpb.Struct `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	// The connector's configuration as a JSON object. Required, unless config_json is set.
+	Config *structpb.Struct `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	// The same configuration as JSON text, as SendMessageRequest.config_json takes it. Set
+	// config or config_json, not both (INVALID_REQUEST). Text that is not a JSON object is a
+	// successful call: valid false, with one violation for the whole configuration (field "").
+	ConfigJson    string `protobuf:"bytes,2,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -750,6 +754,13 @@ func (x *ValidateConfigRequest) GetConfig() *structpb.Struct {
 		return x.Config
 	}
 	return nil
+}
+
+func (x *ValidateConfigRequest) GetConfigJson() string {
+	if x != nil {
+		return x.ConfigJson
+	}
+	return ""
 }
 
 // ValidateConfigResponse lists every problem of the configuration.
@@ -1253,9 +1264,11 @@ const file_connector_sms_v1_connector_proto_rawDesc = "" +
 	"\bencoding\x18\x04 \x01(\x0e2\x1a.connector.sms.v1.EncodingR\bencoding\x12\x0e\n" +
 	"\x02to\x18\x05 \x01(\tR\x02to\x12\x16\n" +
 	"\x06sender\x18\x06 \x01(\tR\x06sender\x12!\n" +
-	"\fconnector_id\x18\a \x01(\tR\vconnectorId\"H\n" +
+	"\fconnector_id\x18\a \x01(\tR\vconnectorId\"i\n" +
 	"\x15ValidateConfigRequest\x12/\n" +
-	"\x06config\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06config\"q\n" +
+	"\x06config\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06config\x12\x1f\n" +
+	"\vconfig_json\x18\x02 \x01(\tR\n" +
+	"configJson\"q\n" +
 	"\x16ValidateConfigResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12A\n" +
 	"\n" +
