@@ -2,7 +2,6 @@ package telemetry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"time"
@@ -56,7 +55,7 @@ func WithMetrics(next connector.SmsConnector, m *Metrics, id string) connector.S
 		return next
 	}
 	return &sendMetrics{
-		passThrough: passThrough{next: next},
+		passThrough: passThrough{connector.Forward{Next: next}},
 		m:           m,
 		id:          id,
 		inFlight:    m.inFlight.WithLabelValues(id),
@@ -75,7 +74,7 @@ type sendMetrics struct {
 func (s *sendMetrics) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
 	s.inFlight.Inc()
 	defer s.inFlight.Dec()
-	r, err := s.next.Send(ctx, msg)
+	r, err := s.Next.Send(ctx, msg)
 	usage, cc := unknownLabel, unknownLabel
 	if msg != nil {
 		usage, cc = usageLabel(msg.UsageType), callingCode(msg.To)
@@ -107,7 +106,7 @@ func WithProviderTelemetry(vendor connector.SmsConnector, m *Metrics, tp trace.T
 	if vendor == nil || (m == nil && tp == nil) {
 		return vendor
 	}
-	p := &providerTelemetry{passThrough: passThrough{next: vendor}, m: m, id: id}
+	p := &providerTelemetry{passThrough: passThrough{connector.Forward{Next: vendor}}, m: m, id: id}
 	if tp != nil {
 		p.tracer = tp.Tracer(instrumentationName)
 	}
@@ -135,7 +134,7 @@ func (p *providerTelemetry) Send(ctx context.Context, msg *connector.Message) (*
 		ctx, span = p.tracer.Start(ctx, ProviderSpanName, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	}
 	start := time.Now()
-	r, err := p.next.Send(ctx, msg)
+	r, err := p.Next.Send(ctx, msg)
 	elapsed := time.Since(start)
 
 	var ce *connector.Error
@@ -178,24 +177,14 @@ func (p *providerTelemetry) Send(ctx context.Context, msg *connector.Message) (*
 	return r, err
 }
 
-// passThrough forwards ValidateConfig, Metadata and Close to next.
+// passThrough forwards ValidateConfig, Metadata (connector.Forward) and Close to Next.
 type passThrough struct {
-	next connector.SmsConnector
-}
-
-// ValidateConfig passes through to the wrapped connector.
-func (p passThrough) ValidateConfig(ctx context.Context, config json.RawMessage) ([]connector.Violation, error) {
-	return p.next.ValidateConfig(ctx, config)
-}
-
-// Metadata passes through to the wrapped connector.
-func (p passThrough) Metadata(ctx context.Context) (*connector.Metadata, error) {
-	return p.next.Metadata(ctx)
+	connector.Forward
 }
 
 // Close closes the wrapped connector when it is an io.Closer.
 func (p passThrough) Close() error {
-	if c, ok := p.next.(io.Closer); ok {
+	if c, ok := p.Next.(io.Closer); ok {
 		return c.Close()
 	}
 	return nil

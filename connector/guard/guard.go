@@ -32,7 +32,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -49,11 +48,11 @@ import (
 // Guard is a connector.SmsConnector that enforces a Policy in front of another one. It is safe
 // for concurrent use.
 type Guard struct {
-	next   connector.SmsConnector
-	policy Policy
-	store  Store
-	now    func() time.Time
-	secret []byte // HMAC key of the store keys
+	connector.Forward // ValidateConfig and Metadata are the guarded connector's
+	policy            Policy
+	store             Store
+	now               func() time.Time
+	secret            []byte // HMAC key of the store keys
 
 	allowRegions, denyRegions map[string]bool
 	allowCodes, denyCodes     map[int32]bool
@@ -93,7 +92,7 @@ func New(next connector.SmsConnector, p Policy, opts ...Option) (*Guard, error) 
 		return nil, err
 	}
 	g := &Guard{
-		next:         next,
+		Forward:      connector.Forward{Next: next},
 		policy:       p,
 		now:          time.Now,
 		allowRegions: map[string]bool{},
@@ -130,16 +129,6 @@ func New(next connector.SmsConnector, p Policy, opts ...Option) (*Guard, error) 
 	return g, nil
 }
 
-// ValidateConfig passes through to the guarded connector.
-func (g *Guard) ValidateConfig(ctx context.Context, config json.RawMessage) ([]connector.Violation, error) {
-	return g.next.ValidateConfig(ctx, config)
-}
-
-// Metadata passes through to the guarded connector.
-func (g *Guard) Metadata(ctx context.Context) (*connector.Metadata, error) {
-	return g.next.Metadata(ctx)
-}
-
 // Send checks msg against the policy and sends it through the guarded connector only when
 // it passes. Refusals are *connector.Error with reason COUNTRY_NOT_PERMITTED (destination or
 // number type; no RetryAfter), INVALID_PHONE_NUMBER (RefuseInvalidNumbers only) or
@@ -147,7 +136,7 @@ func (g *Guard) Metadata(ctx context.Context) (*connector.Metadata, error) {
 // A failure of the Store is INTERNAL and nothing is sent: the guard fails closed.
 func (g *Guard) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
 	if msg == nil {
-		return g.next.Send(ctx, msg)
+		return g.Next.Send(ctx, msg)
 	}
 	to := msg.To
 	if n, err := connector.NormalizePhone(to); err == nil {
@@ -164,7 +153,7 @@ func (g *Guard) Send(ctx context.Context, msg *connector.Message) (*connector.Re
 	if err != nil {
 		return nil, err
 	}
-	r, err := g.next.Send(ctx, msg)
+	r, err := g.Next.Send(ctx, msg)
 	if err != nil && nothingSent(err) {
 		g.release(ctx, held)
 	}

@@ -78,10 +78,10 @@ type Options struct {
 // Connector is a connector.SmsConnector that sends each idempotency key at most once per
 // window through another one. It is safe for concurrent use.
 type Connector struct {
-	next   connector.SmsConnector
-	window time.Duration
-	max    int
-	now    func() time.Time
+	connector.Forward // ValidateConfig and Metadata are the wrapped connector's
+	window            time.Duration
+	max               int
+	now               func() time.Time
 
 	mu      sync.Mutex
 	entries map[[sha256.Size]byte]*entry
@@ -129,7 +129,7 @@ func New(next connector.SmsConnector, o Options) (*Connector, error) {
 	case o.MaxEntries < 0:
 		return nil, fmt.Errorf("idempotency: negative MaxEntries %d", o.MaxEntries)
 	}
-	c := &Connector{next: next, window: o.Window, max: o.MaxEntries, now: o.Now, entries: make(map[[sha256.Size]byte]*entry)}
+	c := &Connector{Forward: connector.Forward{Next: next}, window: o.Window, max: o.MaxEntries, now: o.Now, entries: make(map[[sha256.Size]byte]*entry)}
 	if c.window == 0 {
 		c.window = DefaultWindow
 	}
@@ -142,16 +142,6 @@ func New(next connector.SmsConnector, o Options) (*Connector, error) {
 	return c, nil
 }
 
-// ValidateConfig passes through to the wrapped connector.
-func (c *Connector) ValidateConfig(ctx context.Context, config json.RawMessage) ([]connector.Violation, error) {
-	return c.next.ValidateConfig(ctx, config)
-}
-
-// Metadata passes through to the wrapped connector.
-func (c *Connector) Metadata(ctx context.Context) (*connector.Metadata, error) {
-	return c.next.Metadata(ctx)
-}
-
 // Send sends msg through the wrapped connector unless a send with the same idempotency key
 // and tenant is in flight or was answered within the window; see the package documentation.
 // A message without a key is sent as is. Besides the wrapped connector's errors it returns
@@ -160,7 +150,7 @@ func (c *Connector) Metadata(ctx context.Context) (*connector.Metadata, error) {
 // sends with keys are in flight at once.
 func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
 	if msg == nil || msg.IdempotencyKey == "" {
-		return c.next.Send(ctx, msg)
+		return c.Next.Send(ctx, msg)
 	}
 	key, request := scopedKey(msg), fingerprint(msg)
 	for {
@@ -227,7 +217,7 @@ func (c *Connector) lead(ctx context.Context, key [sha256.Size]byte, e *entry, m
 			c.settle(key, e, abandoned, nil, nil)
 		}
 	}()
-	r, err = c.next.Send(ctx, msg)
+	r, err = c.Next.Send(ctx, msg)
 	c.settle(key, e, outcomeOf(ctx, err), r, err)
 	settled = true
 	return r, err

@@ -63,9 +63,9 @@ type Options struct {
 // Connector enforces Options in front of another connector.SmsConnector. It is safe for
 // concurrent use.
 type Connector struct {
-	next        connector.SmsConnector
-	maxSegments int
-	slots       chan struct{} // nil: no concurrency limit
+	connector.Forward // ValidateConfig and Metadata are the wrapped connector's
+	maxSegments       int
+	slots             chan struct{} // nil: no concurrency limit
 	// templates holds each configuration's templates, compiled, so the segment check reads a
 	// configuration that comes with every request once, as the vendors do.
 	templates *connector.ConfigCache[*compiledTemplates]
@@ -84,21 +84,11 @@ func New(next connector.SmsConnector, o Options) (*Connector, error) {
 	case o.MaxConcurrent < 0:
 		return nil, fmt.Errorf("limits: negative MaxConcurrent %d", o.MaxConcurrent)
 	}
-	c := &Connector{next: next, maxSegments: o.MaxSegments, templates: connector.NewConfigCache[*compiledTemplates](0, 0)}
+	c := &Connector{Forward: connector.Forward{Next: next}, maxSegments: o.MaxSegments, templates: connector.NewConfigCache[*compiledTemplates](0, 0)}
 	if o.MaxConcurrent > 0 {
 		c.slots = make(chan struct{}, o.MaxConcurrent)
 	}
 	return c, nil
-}
-
-// ValidateConfig passes through to the wrapped connector.
-func (c *Connector) ValidateConfig(ctx context.Context, config json.RawMessage) ([]connector.Violation, error) {
-	return c.next.ValidateConfig(ctx, config)
-}
-
-// Metadata passes through to the wrapped connector.
-func (c *Connector) Metadata(ctx context.Context) (*connector.Metadata, error) {
-	return c.next.Metadata(ctx)
 }
 
 // Send checks msg's segments, takes a slot and sends msg through the wrapped connector. It
@@ -123,7 +113,7 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 			}
 		}
 	}
-	return c.next.Send(ctx, msg)
+	return c.Next.Send(ctx, msg)
 }
 
 // invalidConfig reports whether the wrapped connector finds problems in config: then it is
@@ -131,7 +121,7 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 // rather than this package with a segment count of templates it would not use. Asked only for
 // a message over the segment limit, so a valid configuration costs nothing more.
 func (c *Connector) invalidConfig(ctx context.Context, config json.RawMessage) bool {
-	vs, err := c.next.ValidateConfig(ctx, config)
+	vs, err := c.Next.ValidateConfig(ctx, config)
 	return err == nil && len(vs) > 0
 }
 
