@@ -14,7 +14,9 @@ type answering struct {
 	err error
 }
 
-func (a answering) Send(context.Context, *Message) (*Receipt, error) { return nil, errors.New("not used") }
+func (a answering) Send(context.Context, *Message) (*Receipt, error) {
+	return nil, errors.New("not used")
+}
 func (a answering) ValidateConfig(context.Context, json.RawMessage) ([]Violation, error) {
 	return a.vs, a.err
 }
