@@ -37,23 +37,6 @@ func TestTemplateListPaths(t *testing.T) {
 	}
 }
 
-// TestTemplateSetRender checks selection, the length limit and segment counting.
-func TestTemplateSetRender(t *testing.T) {
-	s := NewTemplateSet([]Template{{UsageType: UsageGeneric, Content: "Code {{code}}"}}, 12, "the limit")
-	r, err := s.Render(UsageSignIn, Payload{Code: "123"})
-	if err != nil || r.Body != "Code 123" || r.Segments != 1 || r.Encoding != EncodingGSM7 {
-		t.Errorf("Render = %+v, %v", r, err)
-	}
-	var ce *Error
-	if _, err := s.Render(UsageSignIn, Payload{Code: "12345678"}); !errors.As(err, &ce) || ce.Reason != ReasonMessageTooLong ||
-		!strings.Contains(ce.Message, "13 characters (UTF-16 code units), over the limit of 12") {
-		t.Errorf("too long: %v", err)
-	}
-	if _, err := NewTemplateSet(nil, 12, "").Render(UsageSignIn, Payload{}); !errors.As(err, &ce) || ce.Reason != ReasonTemplateNotFound {
-		t.Errorf("no template: %v", err)
-	}
-}
-
 // TestLoadForSend checks the errors a Send gets for a missing or invalid configuration.
 func TestLoadForSend(t *testing.T) {
 	c := NewConfigCache[int](0, 0)

@@ -1,25 +1,36 @@
 package connector
 
-// TemplateSet is a configuration's validated templates compiled once, with the vendor's body
-// limit, so that a connector keeps one per prepared configuration (see ConfigCache) and each
-// send only selects, renders and checks. It is the vendor-neutral part of every Send, written
-// once so that drivers do only their vendor's I/O. It is immutable and safe for concurrent use.
+// DefaultMaxSegments is the segment limit a connector binary applies unless its operator sets
+// another (package sdk's --max-segments): 10 segments, 1530 GSM-7 characters, far more than a
+// code needs and far less than a pumping template would use.
+const DefaultMaxSegments = 10
+
+// TemplateSet is a configuration's validated templates compiled once, with the limits a
+// rendered body must meet, so that a connector keeps one per prepared configuration (see
+// ConfigCache) and each send only selects, renders and checks. It is the vendor-neutral part
+// of every Send, written once so that drivers do only their vendor's I/O. It is immutable and
+// safe for concurrent use.
 type TemplateSet struct {
-	templates []Template
-	compiled  []*CompiledTemplate // templates[i], compiled
-	maxLength int
-	limit     string
+	templates   []Template
+	compiled    []*CompiledTemplate // templates[i], compiled
+	maxLength   int
+	limit       string
+	maxSegments int
 }
 
 // NewTemplateSet compiles templates, which must have passed validation (see
-// ConfigReader.TemplateList). maxLength is the longest rendered body accepted, in UTF-16 code
+// ConfigReader.TemplateList). maxLength is the vendor's longest rendered body, in UTF-16 code
 // units; limit names it in the MESSAGE_TOO_LONG error ("the limit", "Twilio's limit").
-func NewTemplateSet(templates []Template, maxLength int, limit string) *TemplateSet {
+// maxSegments is the operator's limit on the SMS segments of one message (a binary's
+// --max-segments, handed to the vendor's New hook as sdk.Runtime.MaxSegments); 0 means no
+// limit but maxLength.
+func NewTemplateSet(templates []Template, maxLength int, limit string, maxSegments int) *TemplateSet {
 	s := &TemplateSet{
-		templates: templates,
-		compiled:  make([]*CompiledTemplate, len(templates)),
-		maxLength: maxLength,
-		limit:     limit,
+		templates:   templates,
+		compiled:    make([]*CompiledTemplate, len(templates)),
+		maxLength:   maxLength,
+		limit:       limit,
+		maxSegments: maxSegments,
 	}
 	for i, t := range templates {
 		s.compiled[i] = CompileTemplate(t.Content)
@@ -39,7 +50,8 @@ type Rendered struct {
 
 // Render selects the template for usage and p.Locale (SelectTemplateIndex), renders it with p
 // and counts its segments. It fails with TEMPLATE_NOT_FOUND when no template applies, and with
-// MESSAGE_TOO_LONG when the body is over the set's maximum length, before anything is sent.
+// MESSAGE_TOO_LONG when the body is over the set's maximum length or takes more than its
+// maximum segments, before anything is sent.
 func (s *TemplateSet) Render(usage UsageType, p Payload) (Rendered, error) {
 	i, err := SelectTemplateIndex(s.templates, usage, p.Locale)
 	if err != nil {
@@ -52,5 +64,10 @@ func (s *TemplateSet) Render(usage UsageType, p Payload) (Rendered, error) {
 			s.templates[i].UsageType, n, s.limit, s.maxLength)
 	}
 	segments, enc := CountSegments(body)
+	if s.maxSegments > 0 && segments > s.maxSegments {
+		return Rendered{}, Errorf(ReasonMessageTooLong,
+			"the rendered %s message takes %d SMS segments (%s), over this connector's limit of %d: shorten its template or its variables",
+			s.templates[i].UsageType, segments, enc, s.maxSegments)
+	}
 	return Rendered{Body: body, Segments: segments, Encoding: enc}, nil
 }

@@ -13,51 +13,57 @@ import (
 )
 
 // Defences are the protections the SDK puts around every vendor's connector, whatever the
-// vendor: idempotent sends (package idempotency), the segment and concurrency limits (package
-// limits) and the abuse guard (package guard). A zero Defences adds none of them; the binary's
-// defaults are those of the flags (--policy, --no-guard, --idempotency-window,
-// --max-segments, --max-concurrent-sends).
+// vendor: idempotent sends (package idempotency), the concurrency limit (package limits) and
+// the abuse guard (package guard). A zero Defences adds none of them; the binary's defaults
+// are those of the flags (--policy, --no-guard, --idempotency-window,
+// --max-concurrent-sends). The segment limit (--max-segments) is not a layer: the vendor's
+// connector applies it where it renders the body (connector.NewTemplateSet), from
+// Runtime.MaxSegments.
 type Defences struct {
-	// Guard turns the abuse guard on, with Policy.
+	// Guard turns the abuse guard on, with GuardOptions.
 	Guard bool
-	// Policy is what the guard enforces (guard.DefaultPolicy, or guard.ParsePolicy of a file).
-	Policy guard.Policy
-	// GuardOptions configure the guard further (a shared store, a clock).
-	GuardOptions []guard.Option
+	// GuardOptions configure the guard: its Policy (guard.DefaultPolicy, or guard.ParsePolicy
+	// of a file), and optionally a shared Store, a clock, a key secret.
+	GuardOptions guard.Options
 	// IdempotencyWindow, when positive, sends each idempotency key at most once within it;
 	// 0 turns idempotency off.
 	IdempotencyWindow time.Duration
-	// MaxSegments refuses a message whose rendered body takes more SMS segments, with
-	// MESSAGE_TOO_LONG; 0: no limit but the vendor's own.
-	MaxSegments int
 	// MaxConcurrentSends is how many sends may be in flight at once; one more is refused with
 	// OVERLOADED (RESOURCE_EXHAUSTED, RetryInfo). 0: no limit.
 	MaxConcurrentSends int
 }
 
-// Defend wraps next in d's protections, outermost first:
+// Defend wraps next in d's protections. It is the one place that says in which order the
+// decorators of this module stack; a binary's connector, outermost first, is:
 //
-//	idempotency -> limits (segments, concurrency) -> guard -> next (the vendor)
+//	telemetry.WithMetrics           every send, refusals included (Run adds it, with --metrics-listen)
+//	idempotency.New                 --idempotency-window
+//	limits.New                      --max-concurrent-sends
+//	guard.New                       --policy, --no-guard
+//	telemetry.WithProviderTelemetry the vendor's calls only (Run adds it, with telemetry on)
+//	next                            the vendor's connector; it renders the body and applies --max-segments
 //
 // Idempotency is outermost, so a retry of an answered send gets the stored answer without
 // being counted, or refused, as a second send to the recipient, and duplicates waiting for a
-// send in flight hold no concurrency slot. The limits come before the guard, so a message
-// refused for its length, or for load, never takes a slot of the guard's windows. Each layer
-// passes ValidateConfig and Metadata through to next. A layer d leaves off is not there at all.
+// send in flight hold no concurrency slot. The concurrency limit comes before the guard, so a
+// send refused for load never takes a slot of the guard's windows. The metrics sit outside
+// every defence so that they count its refusals, the provider telemetry inside them so that
+// refusals, which call no vendor, do not count as vendor calls. Each layer passes
+// ValidateConfig and Metadata through to next. A layer d leaves off is not there at all.
 func Defend(next connector.SmsConnector, d Defences) (connector.SmsConnector, error) {
 	if next == nil {
 		return nil, errors.New("sdk: Defend: no connector")
 	}
 	c := next
 	if d.Guard {
-		g, err := guard.New(c, d.Policy, d.GuardOptions...)
+		g, err := guard.New(c, d.GuardOptions)
 		if err != nil {
 			return nil, err
 		}
 		c = g
 	}
-	if d.MaxSegments != 0 || d.MaxConcurrentSends != 0 {
-		l, err := limits.New(c, limits.Options{MaxSegments: d.MaxSegments, MaxConcurrent: d.MaxConcurrentSends})
+	if d.MaxConcurrentSends != 0 {
+		l, err := limits.New(c, limits.Options{MaxConcurrent: d.MaxConcurrentSends})
 		if err != nil {
 			return nil, err
 		}

@@ -32,7 +32,7 @@ func TestDefendLayers(t *testing.T) {
 	if c, err := sdk.Defend(f, sdk.Defences{}); err != nil || c != connector.SmsConnector(f) {
 		t.Errorf("no defences: %T, %v; want the connector itself", c, err)
 	}
-	c, err := sdk.Defend(f, sdk.Defences{Guard: true, Policy: guard.DefaultPolicy(), IdempotencyWindow: time.Minute, MaxSegments: 1, MaxConcurrentSends: 1})
+	c, err := sdk.Defend(f, sdk.Defences{Guard: true, GuardOptions: guard.Options{Policy: guard.DefaultPolicy()}, IdempotencyWindow: time.Minute, MaxConcurrentSends: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestDefendLayers(t *testing.T) {
 	if _, err := sdk.Defend(nil, sdk.Defences{}); err == nil {
 		t.Error("Defend(nil) accepted")
 	}
-	if _, err := sdk.Defend(f, sdk.Defences{Guard: true, Policy: guard.Policy{Global: guard.Limit{Max: -1}}}); err == nil {
+	if _, err := sdk.Defend(f, sdk.Defences{Guard: true, GuardOptions: guard.Options{Policy: guard.Policy{Global: guard.Limit{Max: -1}}}}); err == nil {
 		t.Error("an invalid policy accepted")
 	}
 	if _, err := sdk.Defend(f, sdk.Defences{IdempotencyWindow: -time.Second}); err == nil {
@@ -55,7 +55,7 @@ func TestDefendLayers(t *testing.T) {
 func TestDefendOrder(t *testing.T) {
 	b := &blocking{started: make(chan struct{}, 10), release: make(chan struct{})}
 	p := guard.DefaultPolicy() // 1 per 30 s per recipient
-	c, err := sdk.Defend(b, sdk.Defences{Guard: true, Policy: p, IdempotencyWindow: time.Minute, MaxConcurrentSends: 1})
+	c, err := sdk.Defend(b, sdk.Defences{Guard: true, GuardOptions: guard.Options{Policy: p}, IdempotencyWindow: time.Minute, MaxConcurrentSends: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

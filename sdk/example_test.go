@@ -15,8 +15,8 @@ func Example() {
 		Name:          "console-sms-connector",
 		Summary:       "Serves the console SMS connector: each message is written to stderr as a JSON line.",
 		DefaultConfig: console.DefaultConfig,
-		New: func(context.Context, *sdk.Runtime) (connector.SmsConnector, error) {
-			return console.New(console.Options{}), nil
+		New: func(_ context.Context, rt *sdk.Runtime) (connector.SmsConnector, error) {
+			return console.New(console.Options{MaxSegments: rt.MaxSegments}), nil
 		},
 	})
 }

@@ -21,8 +21,8 @@
 //			Name:          "console-sms-connector",
 //			Summary:       "Serves the console SMS connector: each message is written to stderr as a JSON line.",
 //			DefaultConfig: console.DefaultConfig,
-//			New: func(context.Context, *sdk.Runtime) (connector.SmsConnector, error) {
-//				return console.New(console.Options{}), nil
+//			New: func(_ context.Context, rt *sdk.Runtime) (connector.SmsConnector, error) {
+//				return console.New(console.Options{MaxSegments: rt.MaxSegments}), nil
 //			},
 //		})
 //	}
@@ -64,8 +64,10 @@
 // Every connector is wrapped by Defend, in both modes: the abuse guard (guard.DefaultPolicy,
 // or --policy FILE, or SandboxPolicy with --sandbox; --no-guard turns it off for trusted
 // internal callers), idempotent sends within --idempotency-window (default 10m; 0 turns it
-// off), at most --max-segments segments per message (default 10) and --max-concurrent-sends
-// sends in flight (default 256). --max-request-bytes bounds a request (default 256 KiB).
+// off) and at most --max-concurrent-sends sends in flight (default 256). --max-segments
+// (default 10) bounds the SMS segments of one message; it reaches the connector as
+// Runtime.MaxSegments, since the connector is where the body is rendered. --max-request-bytes
+// bounds a request (default 256 KiB).
 //
 // # Observability
 //
@@ -159,6 +161,10 @@ type Runtime struct {
 	Plugin bool
 	// Sandbox reports whether --sandbox was given.
 	Sandbox bool
+	// MaxSegments is the most SMS segments one rendered message may take (--max-segments; 0:
+	// no limit but the vendor's). New passes it to the connector, which passes it to
+	// connector.NewTemplateSet, where every body is rendered and counted.
+	MaxSegments int
 }
 
 // options are the parsed built-in flags.
@@ -283,7 +289,7 @@ func parseFlags(b Binary, name string, args []string, getenv func(string) string
 	fs.BoolVar(&o.noGuard, "no-guard", false, "turn the abuse guard off: no rate limits, no country or number-type policy (trusted internal callers only)")
 	fs.DurationVar(&o.idempotencyWindow, "idempotency-window", idempotency.DefaultWindow, "how long a send's answer is kept for retries with the same idempotency_key (0: idempotency off)")
 	fs.IntVar(&o.maxRequestBytes, "max-request-bytes", server.DefaultMaxRecvMsgSize, "largest request accepted, in bytes (gRPC answers RESOURCE_EXHAUSTED beyond it)")
-	fs.IntVar(&o.maxSegments, "max-segments", limits.DefaultMaxSegments, "most SMS segments one rendered message may take (MESSAGE_TOO_LONG beyond; 0: the vendor's limit only)")
+	fs.IntVar(&o.maxSegments, "max-segments", connector.DefaultMaxSegments, "most SMS segments one rendered message may take (MESSAGE_TOO_LONG beyond; 0: the vendor's limit only)")
 	fs.IntVar(&o.maxConcurrentSends, "max-concurrent-sends", limits.DefaultMaxConcurrent, "most sends in flight at once; one more is refused with RESOURCE_EXHAUSTED OVERLOADED (0: no limit)")
 	fs.IntVar(&o.gcPercent, "gc-percent", DefaultGCPercent, "garbage collector target, as GOGC: heap growth in percent between collections; higher trades memory for CPU (0: Go's default; the GOGC environment variable, when set, wins)")
 	o.telemetry.register(fs)
@@ -402,7 +408,7 @@ func newLogger(level string, pluginMode bool, w io.Writer) (*zap.Logger, error) 
 // serve builds the connector and its default config, then serves in the mode o says until
 // ctx ends or the plugin host shuts it down, and stops gracefully.
 func serve(ctx context.Context, b Binary, o *options, getenv func(string) string, stdout io.Writer, log *zap.Logger) error {
-	rt := &Runtime{Log: log, Plugin: o.plugin, Sandbox: o.sandbox}
+	rt := &Runtime{Log: log, Plugin: o.plugin, Sandbox: o.sandbox, MaxSegments: o.maxSegments}
 	sec, err := loadSecurity(o, log)
 	if err != nil {
 		return err
@@ -541,7 +547,6 @@ func defencesOf(o *options) (Defences, string, error) {
 	d := Defences{
 		Guard:              !o.noGuard,
 		IdempotencyWindow:  o.idempotencyWindow,
-		MaxSegments:        o.maxSegments,
 		MaxConcurrentSends: o.maxConcurrentSends,
 	}
 	if !d.Guard {
@@ -551,7 +556,7 @@ func defencesOf(o *options) (Defences, string, error) {
 	if err != nil {
 		return Defences{}, "", err
 	}
-	d.Policy = p
+	d.GuardOptions.Policy = p
 	return d, source, nil
 }
 
@@ -559,12 +564,12 @@ func defencesOf(o *options) (Defences, string, error) {
 // a warning that the guard is off, and the limits.
 func logDefences(log *zap.Logger, o *options, d Defences, policySource string) {
 	if d.Guard {
-		log.Info("abuse guard on", zap.String("policy_source", policySource), zap.Reflect("policy", d.Policy))
+		log.Info("abuse guard on", zap.String("policy_source", policySource), zap.Reflect("policy", d.GuardOptions.Policy))
 	} else {
 		log.Warn("abuse guard off (--no-guard): no rate limits, no country or number-type policy; for trusted internal callers only")
 	}
 	log.Info("limits",
-		zap.Stringer("idempotency_window", d.IdempotencyWindow), zap.Int("max_segments", d.MaxSegments),
+		zap.Stringer("idempotency_window", d.IdempotencyWindow), zap.Int("max_segments", o.maxSegments),
 		zap.Int("max_concurrent_sends", d.MaxConcurrentSends), zap.Int("max_request_bytes", o.maxRequestBytes))
 }
 

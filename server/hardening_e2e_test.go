@@ -45,18 +45,21 @@ type hardStack struct {
 // binaryDefences are the defences of the binary with its default flags.
 func binaryDefences() sdk.Defences {
 	return sdk.Defences{
-		Guard: true, Policy: guard.DefaultPolicy(), IdempotencyWindow: idempotency.DefaultWindow,
-		MaxSegments: limits.DefaultMaxSegments, MaxConcurrentSends: limits.DefaultMaxConcurrent,
+		Guard: true, GuardOptions: guard.Options{Policy: guard.DefaultPolicy()}, IdempotencyWindow: idempotency.DefaultWindow,
+		MaxConcurrentSends: limits.DefaultMaxConcurrent,
 	}
 }
 
 // newHardStack serves the Twilio connector with options tw (its APIURL defaults to the
-// emulator's) behind d.
+// emulator's; its MaxSegments to the binary's default) behind d.
 func newHardStack(t *testing.T, d sdk.Defences, tw twilio.Options, emuOpts ...twiliotest.Option) *hardStack {
 	t.Helper()
 	emu := startEmulator(t, emuOpts...)
 	if tw.APIURL == "" {
 		tw.APIURL = emu.URL
+	}
+	if tw.MaxSegments == 0 {
+		tw.MaxSegments = connector.DefaultMaxSegments
 	}
 	vendor, err := twilio.New(tw)
 	if err != nil {

@@ -85,11 +85,11 @@ func (a *app) sandbox(_ context.Context, rt *sdk.Runtime) (json.RawMessage, func
 }
 
 // newConnector builds the chosen connector.
-func (a *app) newConnector(_ context.Context, _ *sdk.Runtime) (connector.SmsConnector, error) {
+func (a *app) newConnector(_ context.Context, rt *sdk.Runtime) (connector.SmsConnector, error) {
 	if a.connector == connectorConsole {
-		return console.New(console.Options{}), nil
+		return console.New(console.Options{MaxSegments: rt.MaxSegments}), nil
 	}
-	c, err := twilio.New(twilio.Options{APIURL: a.twilioAPIURL, Timeout: a.twilioTimeout})
+	c, err := twilio.New(twilio.Options{APIURL: a.twilioAPIURL, Timeout: a.twilioTimeout, MaxSegments: rt.MaxSegments})
 	if err != nil {
 		return nil, fmt.Errorf("twilio connector: %w", err)
 	}

@@ -72,6 +72,9 @@ type Options struct {
 	// Writer receives one JSON line per message; nil means os.Stderr. Each line is written
 	// with a single Write call, one at a time. To write to a file, pass the one OpenFile opens.
 	Writer io.Writer
+	// MaxSegments refuses, with MESSAGE_TOO_LONG, a message whose rendered body takes more SMS
+	// segments; 0 means no limit but MaxBodyLength. A binary passes sdk.Runtime.MaxSegments.
+	MaxSegments int
 }
 
 // Connector writes messages as JSON lines. It is safe for concurrent use: lines never
@@ -82,7 +85,8 @@ type Connector struct {
 	// waiting behind a slow writer can give up when its context ends.
 	lock chan struct{}
 	// configs holds the valid configurations seen, prepared once each.
-	configs *connector.ConfigCache[*prepared]
+	configs     *connector.ConfigCache[*prepared]
+	maxSegments int // Options.MaxSegments
 }
 
 var _ connector.SmsConnector = (*Connector)(nil)
@@ -93,7 +97,7 @@ func New(opts Options) *Connector {
 	if w == nil {
 		w = os.Stderr
 	}
-	return &Connector{w: w, lock: make(chan struct{}, 1), configs: connector.NewConfigCache[*prepared](0, 0)}
+	return &Connector{w: w, lock: make(chan struct{}, 1), configs: connector.NewConfigCache[*prepared](0, 0), maxSegments: opts.MaxSegments}
 }
 
 // OpenFile opens path for appending JSON lines, creating it with mode 0600 if it does not
@@ -111,7 +115,7 @@ func OpenFile(path string) (*os.File, error) {
 // fails.
 // A valid configuration is prepared and cached on the way, as Send does.
 func (c *Connector) ValidateConfig(_ context.Context, config json.RawMessage) ([]connector.Violation, error) {
-	_, vs := c.configs.Load(bytes.TrimSpace(config), prepare)
+	_, vs := c.configs.Load(bytes.TrimSpace(config), c.prepare)
 	return vs, nil
 }
 
@@ -123,12 +127,12 @@ type prepared struct {
 }
 
 // prepare parses and validates raw and compiles its templates.
-func prepare(raw []byte) (*prepared, []connector.Violation) {
+func (c *Connector) prepare(raw []byte) (*prepared, []connector.Violation) {
 	cfg, vs := ParseConfig(raw)
 	if len(vs) > 0 {
 		return nil, vs
 	}
-	return &prepared{cfg: cfg, templates: connector.NewTemplateSet(cfg.Templates, MaxBodyLength, "the limit")}, nil
+	return &prepared{cfg: cfg, templates: connector.NewTemplateSet(cfg.Templates, MaxBodyLength, "the limit", c.maxSegments)}, nil
 }
 
 // Send renders the template for msg's usage type and locale and writes it as one Entry line.
@@ -136,7 +140,7 @@ func prepare(raw []byte) (*prepared, []connector.Violation) {
 // Failures are *connector.Error: CANCELLED or PROVIDER_TIMEOUT when ctx ends before the line
 // is written (then nothing is written), CONFIG_MISSING for an empty msg.Config (the server
 // fills in its default configuration before calling Send), INVALID_CONFIG with every
-// violation, TEMPLATE_NOT_FOUND, MESSAGE_TOO_LONG over MaxBodyLength, and PROVIDER_UNAVAILABLE
+// violation, TEMPLATE_NOT_FOUND, MESSAGE_TOO_LONG over MaxBodyLength or Options.MaxSegments, and PROVIDER_UNAVAILABLE
 // (nothing written) or PROVIDER_OUTCOME_UNKNOWN (part of the line written) when the writer
 // fails. A Write that blocks cannot be interrupted; a Send waiting for it gives up when its
 // context ends.
@@ -147,7 +151,7 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 	if err := contextError(ctx); err != nil {
 		return nil, err
 	}
-	pc, err := c.configs.LoadForSend(msg.Config, "console", prepare)
+	pc, err := c.configs.LoadForSend(msg.Config, "console", c.prepare)
 	if err != nil {
 		return nil, err
 	}

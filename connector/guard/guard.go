@@ -21,9 +21,7 @@
 // interface is small so that a shared store can serve several processes. Store keys are HMACs
 // of the numbers and addresses they count, never the values themselves.
 //
-// Stacking: put idempotency outside the guard (idempotency.New(guard.New(vendor, ...))), so a
-// retry of a send that was answered returns its stored answer instead of being counted, and
-// refused, as a second send to the same recipient.
+// Where the Guard sits among the other decorators is written in sdk.Defend.
 package guard
 
 import (
@@ -64,45 +62,47 @@ type Guard struct {
 
 var _ connector.SmsConnector = (*Guard)(nil)
 
-// Option configures a Guard.
-type Option func(*Guard)
-
-// WithStore makes the Guard keep its windows in s instead of a MemoryStore of its own. s keeps
-// its own clock.
-func WithStore(s Store) Option { return func(g *Guard) { g.store = s } }
-
-// WithClock sets the Guard's clock (default time.Now), for the breaker and for the default
-// MemoryStore; tests pass a fake one and never sleep.
-func WithClock(now func() time.Time) Option { return func(g *Guard) { g.now = now } }
-
-// WithKeySecret sets the HMAC key the Guard derives store keys with (default: 32 random bytes
-// per Guard). Guards sharing a Store must share the secret, so they count the same number
-// under the same key.
-func WithKeySecret(secret []byte) Option {
-	return func(g *Guard) { g.secret = append([]byte(nil), secret...) }
+// Options configure a Guard.
+type Options struct {
+	// Policy is what the Guard enforces (DefaultPolicy, or ParsePolicy of a file). New refuses
+	// an invalid one (see Policy.Validate).
+	Policy Policy
+	// Store keeps the Guard's windows; nil means a MemoryStore of its own, on Now. A Store
+	// keeps its own clock.
+	Store Store
+	// Now is the Guard's clock, for the breaker and for its own MemoryStore; nil means
+	// time.Now. Tests pass a fake one and never sleep.
+	Now func() time.Time
+	// KeySecret is the HMAC key the Guard derives store keys with; empty means 32 random bytes
+	// per Guard. Guards sharing a Store must share the secret, so they count the same number
+	// under the same key.
+	KeySecret []byte
 }
 
-// New returns a Guard enforcing p in front of next. It fails when p is invalid (see
-// Policy.Validate).
-func New(next connector.SmsConnector, p Policy, opts ...Option) (*Guard, error) {
+// New returns a Guard enforcing o.Policy in front of next. It fails for a nil next or an
+// invalid policy.
+func New(next connector.SmsConnector, o Options) (*Guard, error) {
 	if next == nil {
 		return nil, errors.New("guard: no connector to guard")
 	}
+	p := o.Policy
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	g := &Guard{
 		Forward:      connector.Forward{Next: next},
 		policy:       p,
-		now:          time.Now,
+		store:        o.Store,
+		now:          o.Now,
+		secret:       append([]byte(nil), o.KeySecret...),
 		allowRegions: map[string]bool{},
 		denyRegions:  map[string]bool{},
 		allowCodes:   map[int32]bool{},
 		denyCodes:    map[int32]bool{},
 		denyTypes:    map[phonenumbers.PhoneNumberType]NumberType{},
 	}
-	for _, o := range opts {
-		o(g)
+	if g.now == nil {
+		g.now = time.Now
 	}
 	if g.store == nil {
 		g.store = NewMemoryStore(MemoryOptions{Now: g.now})

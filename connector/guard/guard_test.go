@@ -15,6 +15,7 @@ import (
 	"github.com/nyaruka/phonenumbers"
 
 	"github.com/sms-connector/sms-connector/connector"
+	"github.com/sms-connector/sms-connector/internal/testutil"
 )
 
 // Numbers and how libphonenumber v1.8.1 classifies them.
@@ -75,7 +76,7 @@ func TestDestinationPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, next, _ := newGuard(t, tt.policy)
+			g, next, _ := newGuard(t, Options{Policy: tt.policy})
 			_, err := g.Send(context.Background(), msg(tt.to, "192.0.2.1"))
 			if tt.reason == "" {
 				if err != nil || next.Calls() != 1 {
@@ -103,7 +104,7 @@ type step struct {
 }
 
 // runSteps sends each step through g and checks the outcome.
-func runSteps(t *testing.T, g *Guard, clk *fakeClock, steps []step) {
+func runSteps(t *testing.T, g *Guard, clk *testutil.Clock, steps []step) {
 	t.Helper()
 	for i, s := range steps {
 		clk.Advance(s.advance)
@@ -191,7 +192,7 @@ func TestRateLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, _, clk := newGuard(t, tt.policy)
+			g, _, clk := newGuard(t, Options{Policy: tt.policy})
 			runSteps(t, g, clk, tt.steps)
 		})
 	}
@@ -202,7 +203,7 @@ func TestRefusalsTakeNoSlot(t *testing.T) {
 	p := open()
 	p.Recipient = []Limit{{1, time.Hour}}
 	p.Global = Limit{2, time.Hour}
-	g, next, clk := newGuard(t, p)
+	g, next, clk := newGuard(t, Options{Policy: p})
 	runSteps(t, g, clk, []step{
 		{0, usNumber, "", 0, ""},
 		{0, usNumber, "", time.Hour, "to this recipient"},
@@ -250,7 +251,7 @@ func TestFailedSendReleasesSlots(t *testing.T) {
 			p.ClientIP = []Limit{{1, time.Minute}}
 			p.Prefix = []Limit{{1, time.Minute}}
 			p.Global = Limit{1, time.Minute}
-			g, next, _ := newGuard(t, p)
+			g, next, _ := newGuard(t, Options{Policy: p})
 			next.fail = func(*connector.Message) error { return tt.err }
 			if _, err := g.Send(context.Background(), msg(usNumber, "192.0.2.1")); !errors.Is(err, tt.err) {
 				t.Fatalf("Send: %v, want the connector's error", err)
@@ -291,7 +292,7 @@ func (s *recordingStore) Reserve(ctx context.Context, key string, limit int, win
 
 func TestStoreKeysHoldNoNumbers(t *testing.T) {
 	s := &recordingStore{MemoryStore: NewMemoryStore(MemoryOptions{})}
-	g, _, _ := newGuard(t, DefaultPolicy(), WithStore(s))
+	g, _, _ := newGuard(t, Options{Policy: DefaultPolicy(), Store: s})
 	if _, err := g.Send(context.Background(), msg(ukMobile, "198.51.100.77")); err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +308,7 @@ func TestStoreKeysHoldNoNumbers(t *testing.T) {
 	}
 	// Guards sharing a secret share keys; without one they do not.
 	s2 := &recordingStore{MemoryStore: NewMemoryStore(MemoryOptions{})}
-	g2, _, _ := newGuard(t, DefaultPolicy(), WithStore(s2))
+	g2, _, _ := newGuard(t, Options{Policy: DefaultPolicy(), Store: s2})
 	_, _ = g2.Send(context.Background(), msg(ukMobile, "198.51.100.77"))
 	if s2.keys[0] == s.keys[0] {
 		t.Errorf("two guards with random secrets made the same key")
@@ -315,7 +316,7 @@ func TestStoreKeysHoldNoNumbers(t *testing.T) {
 	var shared [2][]string
 	for i := range shared {
 		st := &recordingStore{MemoryStore: NewMemoryStore(MemoryOptions{})}
-		g, _, _ := newGuard(t, DefaultPolicy(), WithStore(st), WithKeySecret([]byte("shared")))
+		g, _, _ := newGuard(t, Options{Policy: DefaultPolicy(), Store: st, KeySecret: []byte("shared")})
 		_, _ = g.Send(context.Background(), msg(ukMobile, "198.51.100.77"))
 		shared[i] = st.keys
 	}
@@ -327,7 +328,7 @@ func TestStoreKeysHoldNoNumbers(t *testing.T) {
 func TestStoreFailures(t *testing.T) {
 	t.Run("store error: fail closed", func(t *testing.T) {
 		s := &recordingStore{MemoryStore: NewMemoryStore(MemoryOptions{}), err: errors.New("redis: connection refused")}
-		g, next, _ := newGuard(t, DefaultPolicy(), WithStore(s))
+		g, next, _ := newGuard(t, Options{Policy: DefaultPolicy(), Store: s})
 		_, err := g.Send(context.Background(), msg(usNumber, ""))
 		if e := refusal(t, err, usNumber); e.Reason != connector.ReasonInternal || !strings.Contains(e.Err.Error(), "guard: reserve a slot: redis") {
 			t.Errorf("got %v, want INTERNAL wrapping the store's error", err)
@@ -337,11 +338,11 @@ func TestStoreFailures(t *testing.T) {
 		}
 	})
 	t.Run("store full", func(t *testing.T) {
-		clk := newClock()
+		clk := testutil.NewClock()
 		s := NewMemoryStore(MemoryOptions{Now: clk.Now, MaxKeys: 3})
 		p := open()
 		p.Recipient = []Limit{{1, time.Hour}}
-		g, next, _ := newGuard(t, p, WithStore(s), WithClock(clk.Now))
+		g, next, _ := newGuard(t, Options{Policy: p, Store: s, Now: clk.Now})
 		for _, to := range []string{usNumber, frMobile, ukMobile} {
 			if _, err := g.Send(context.Background(), msg(to, "")); err != nil {
 				t.Fatal(err)
@@ -367,7 +368,7 @@ func TestConcurrentSendsRespectLimits(t *testing.T) {
 	p := open()
 	p.Recipient = []Limit{{3, time.Hour}}
 	p.Global = Limit{50, time.Hour}
-	g, next, _ := newGuard(t, p)
+	g, next, _ := newGuard(t, Options{Policy: p})
 	var wg sync.WaitGroup
 	for w := range 20 {
 		wg.Go(func() {
@@ -393,7 +394,7 @@ func TestConcurrentSendsRespectLimits(t *testing.T) {
 }
 
 func TestPassThrough(t *testing.T) {
-	g, _, _ := newGuard(t, DefaultPolicy())
+	g, _, _ := newGuard(t, Options{Policy: DefaultPolicy()})
 	vs, err := g.ValidateConfig(context.Background(), nil)
 	if err != nil || len(vs) != 1 || vs[0].Description != "from next" {
 		t.Errorf("ValidateConfig: %v, %v", vs, err)
@@ -405,12 +406,12 @@ func TestPassThrough(t *testing.T) {
 	if _, err := g.Send(context.Background(), nil); err != nil { // the connector answers
 		t.Logf("nil message: %v", err)
 	}
-	if _, err := New(nil, DefaultPolicy()); err == nil {
+	if _, err := New(nil, Options{Policy: DefaultPolicy()}); err == nil {
 		t.Error("New without a connector succeeded")
 	}
 	bad := DefaultPolicy()
 	bad.PrefixDigits = 0
-	if _, err := New(&fakeConnector{}, bad); err == nil {
+	if _, err := New(&fakeConnector{}, Options{Policy: bad}); err == nil {
 		t.Error("New with an invalid policy succeeded")
 	}
 }
@@ -509,7 +510,7 @@ func TestSplitE164MatchesParse(t *testing.T) {
 // TestNationalPrefixCannotDodgeTypes: a premium-rate number with the national prefix written
 // after the calling code is still recognised (libphonenumber's Parse strips it).
 func TestNationalPrefixCannotDodgeTypes(t *testing.T) {
-	g, next, _ := newGuard(t, DefaultPolicy())
+	g, next, _ := newGuard(t, Options{Policy: DefaultPolicy()})
 	for _, to := range []string{"+4409098790000", ukPremium} {
 		_, err := g.Send(context.Background(), msg(to, ""))
 		if e := refusal(t, err, to); e.Reason != connector.ReasonCountryNotPermitted {

@@ -8,41 +8,16 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/sms-connector/sms-connector/connector"
+	"github.com/sms-connector/sms-connector/internal/testutil"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// fakeClock is a clock tests move by hand; nothing sleeps.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// newClock returns a fakeClock at a fixed instant.
-func newClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-// Now returns the clock's time.
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock by d.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // fakeConnector counts sends and answers them with fail, when set, or a receipt.
@@ -84,12 +59,15 @@ func (f *fakeConnector) Calls() int {
 	return f.calls
 }
 
-// newGuard returns a Guard with policy p around a fakeConnector, on a fake clock.
-func newGuard(t *testing.T, p Policy, opts ...Option) (*Guard, *fakeConnector, *fakeClock) {
+// newGuard returns a Guard with o around a fakeConnector, on a fake clock unless o has one.
+func newGuard(t *testing.T, o Options) (*Guard, *fakeConnector, *testutil.Clock) {
 	t.Helper()
-	clk := newClock()
+	clk := testutil.NewClock()
+	if o.Now == nil {
+		o.Now = clk.Now
+	}
 	next := &fakeConnector{}
-	g, err := New(next, p, append([]Option{WithClock(clk.Now)}, opts...)...)
+	g, err := New(next, o)
 	if err != nil {
 		t.Fatal(err)
 	}

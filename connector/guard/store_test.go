@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sms-connector/sms-connector/internal/testutil"
 )
 
 // storeOp is one operation of a MemoryStore script.
@@ -82,7 +84,7 @@ func TestMemoryStore(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := newClock()
+			clk := testutil.NewClock()
 			tt.opts.Now = clk.Now
 			s := NewMemoryStore(tt.opts)
 			ctx := context.Background()
@@ -138,7 +140,7 @@ func TestMemoryStoreRejectsBadArguments(t *testing.T) {
 
 // TestMemoryStoreConcurrent: a limit holds under concurrent Reserve and Release (run with -race).
 func TestMemoryStoreConcurrent(t *testing.T) {
-	s := NewMemoryStore(MemoryOptions{Now: newClock().Now})
+	s := NewMemoryStore(MemoryOptions{Now: testutil.NewClock().Now})
 	const limit = 7
 	var (
 		wg      sync.WaitGroup

@@ -35,9 +35,7 @@
 // Memory is bounded by Options.MaxEntries; when it is full the oldest stored answer is
 // forgotten first.
 //
-// Stacking: idempotency goes outermost, around the abuse guard and the vendor
-// (idempotency.New(guard.New(vendor, ...), ...)), so an answered send's retry is not counted,
-// and refused, as a second send to the same recipient.
+// Where the Connector sits among the other decorators is written in sdk.Defend.
 package idempotency
 
 import (

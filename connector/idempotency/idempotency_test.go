@@ -12,31 +12,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sms-connector/sms-connector/connector"
+	"github.com/sms-connector/sms-connector/internal/testutil"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // fakeConnector answers sends with answer (default: a receipt numbered by call). With a gate,
@@ -90,9 +71,9 @@ func gated(f *fakeConnector) *fakeConnector {
 }
 
 // newConnector wraps next with a fake clock.
-func newConnector(t *testing.T, next connector.SmsConnector, o Options) (*Connector, *fakeClock) {
+func newConnector(t *testing.T, next connector.SmsConnector, o Options) (*Connector, *testutil.Clock) {
 	t.Helper()
-	clk := newClock()
+	clk := testutil.NewClock()
 	o.Now = clk.Now
 	c, err := New(next, o)
 	if err != nil {

@@ -90,7 +90,7 @@ func TestSendRequestMatchesCreateMessage(t *testing.T) {
 			}
 
 			// The same message through twilio-go's CreateMessage, as the connector used to send it.
-			pc, vs := prepare(cfgJSON)
+			pc, vs := (&Connector{}).prepare(cfgJSON)
 			if len(vs) > 0 {
 				t.Fatal(vs)
 			}

@@ -98,6 +98,10 @@ type Options struct {
 	// package documentation): 0 means connector.DefaultConfigCacheEntries (1024), a negative
 	// value disables the cache, so every Send parses its configuration again.
 	ConfigCacheSize int
+	// MaxSegments refuses, with MESSAGE_TOO_LONG and before Twilio is called, a message whose
+	// rendered body takes more SMS segments; 0 means no limit but MaxBodyLength. A binary
+	// passes sdk.Runtime.MaxSegments.
+	MaxSegments int
 }
 
 // Connector sends SMS through Twilio. It is safe for concurrent use; make one per process and
@@ -109,6 +113,7 @@ type Connector struct {
 	timeout      time.Duration
 	userAgent    []string
 	configs      *connector.ConfigCache[*prepared] // valid configurations, prepared once
+	maxSegments  int                               // Options.MaxSegments
 	bodyBufs     sync.Pool                         // *[]byte buffers readMessage reads answers into
 
 	// Retry policy (see retry.go). Tests replace backoffBase, randN and sleep to run without
@@ -135,6 +140,7 @@ func New(opts Options) (*Connector, error) {
 		randN:       rand.Int64N,
 		sleep:       sleepContext,
 		configs:     connector.NewConfigCache[*prepared](opts.ConfigCacheSize, 0),
+		maxSegments: opts.MaxSegments,
 	}
 	switch {
 	case c.timeout < 0:
@@ -186,7 +192,7 @@ func (c *Connector) Close() error {
 // A valid configuration is prepared and cached on the way, so the default configuration a server
 // checks at start-up is never parsed again.
 func (c *Connector) ValidateConfig(_ context.Context, config json.RawMessage) ([]connector.Violation, error) {
-	_, vs := c.configs.Load(bytes.TrimSpace(config), prepare)
+	_, vs := c.configs.Load(bytes.TrimSpace(config), c.prepare)
 	return vs, nil
 }
 
@@ -202,14 +208,14 @@ type prepared struct {
 }
 
 // prepare parses and validates raw, and prepares the result for sending.
-func prepare(raw []byte) (*prepared, []connector.Violation) {
+func (c *Connector) prepare(raw []byte) (*prepared, []connector.Violation) {
 	cfg, vs := ParseConfig(raw)
 	if len(vs) > 0 {
 		return nil, vs
 	}
 	p := &prepared{
 		cfg:         cfg,
-		templates:   connector.NewTemplateSet(cfg.Templates, MaxBodyLength, "Twilio's limit"),
+		templates:   connector.NewTemplateSet(cfg.Templates, MaxBodyLength, "Twilio's limit", c.maxSegments),
 		credentials: twclient.NewCredentials(cfg.credentials()),
 		messagesURL: messagesURL(cfg.AccountSID),
 		sender:      cfg.sender(),
@@ -231,7 +237,7 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 	if msg == nil {
 		return nil, connector.Errorf(connector.ReasonInvalidRequest, "no message to send")
 	}
-	pc, err := c.configs.LoadForSend(msg.Config, "Twilio", prepare)
+	pc, err := c.configs.LoadForSend(msg.Config, "Twilio", c.prepare)
 	if err != nil {
 		return nil, err
 	}
