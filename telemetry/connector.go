@@ -44,9 +44,8 @@ var refusalReasons = map[connector.Reason]bool{
 // WithMetrics returns next counting its sends in m, as connector id: every send by usage type,
 // destination country calling code and outcome (sms_connector_messages_total), the refusals of
 // the connector's own limits (sms_connector_rate_limit_refusals_total), and the sends in
-// progress (sms_connector_sends_in_flight). Put it outermost, around the abuse guard and the
-// limits, so that it sees their refusals; the vendor's own share is measured by
-// WithProviderTelemetry around the vendor. A nil m returns next unchanged.
+// progress (sms_connector_sends_in_flight). It goes outside the defences, so that it counts
+// their refusals (the order is in sdk.Defend). A nil m returns next unchanged.
 //
 // The returned connector passes ValidateConfig and Metadata through, and Close when next is an
 // io.Closer.
@@ -95,9 +94,9 @@ func (s *sendMetrics) Send(ctx context.Context, msg *connector.Message) (*connec
 // with tp (may be nil), a client span "sms.provider.send", a child of the caller's span (the
 // RPC's), whose attributes are the connector id, the usage type, the destination's calling code,
 // the outcome, segments and encoding, the vendor's message id, and on failure the reason
-// (error.type), provider and provider code: never the number, the body or the code. Put it
-// directly around the vendor's connector, inside the abuse guard and the limits, so their
-// refusals, which call no vendor, do not count. With m and tp nil it returns vendor unchanged.
+// (error.type), provider and provider code: never the number, the body or the code. It goes
+// directly around the vendor's connector, inside the defences, whose refusals call no vendor
+// (the order is in sdk.Defend). With m and tp nil it returns vendor unchanged.
 //
 // A send "reached the vendor" when it succeeded or failed with a *connector.Error that names
 // its Provider: the driver's local failures (an invalid configuration, no template) are not

@@ -26,9 +26,9 @@
 // secret: a destination is its country calling code, a failure its reason and the vendor's
 // error code.
 //
-// The pieces are decorators of connector.SmsConnector (WithMetrics outermost,
-// WithProviderTelemetry around the vendor) and gRPC server options, so a second vendor gets all
-// of it unchanged. Start wires them for a binary (package sdk's --metrics-listen and
+// The pieces are decorators of connector.SmsConnector (WithMetrics, WithProviderTelemetry;
+// where each sits is written in sdk.Defend) and gRPC server options, so a second vendor gets
+// all of it unchanged. Start wires them for a binary (package sdk's --metrics-listen and
 // --otlp-endpoint).
 package telemetry
 
@@ -175,8 +175,7 @@ func (t *Telemetry) MetricsAddr() string {
 }
 
 // WrapVendor wraps the vendor's own connector with WithProviderTelemetry, labelled with its
-// metadata id. Call it on the connector the vendor built, before the abuse guard and the
-// limits wrap it.
+// metadata id.
 func (t *Telemetry) WrapVendor(ctx context.Context, vendor connector.SmsConnector) (connector.SmsConnector, error) {
 	if t == nil || (t.metrics == nil && t.tp == nil) || vendor == nil {
 		return vendor, nil
@@ -192,8 +191,7 @@ func (t *Telemetry) WrapVendor(ctx context.Context, vendor connector.SmsConnecto
 	return WithProviderTelemetry(vendor, t.metrics, tp, id), nil
 }
 
-// WrapSends wraps the complete connector (guard and limits included) with WithMetrics,
-// labelled with its metadata id. Call it last, on what the server serves.
+// WrapSends wraps the defended connector with WithMetrics, labelled with its metadata id.
 func (t *Telemetry) WrapSends(ctx context.Context, c connector.SmsConnector) (connector.SmsConnector, error) {
 	if t == nil || t.metrics == nil || c == nil {
 		return c, nil

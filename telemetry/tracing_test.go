@@ -17,46 +17,41 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sms-connector/sms-connector/connector"
-	"github.com/sms-connector/sms-connector/connector/twilio"
-	"github.com/sms-connector/sms-connector/connector/twilio/twiliotest"
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
+	"github.com/sms-connector/sms-connector/internal/testutil"
 	"github.com/sms-connector/sms-connector/server"
 )
 
 // Distinctive values the span checks look for: none may appear in any span.
 const (
-	testAccount = "AC" + "0123456789abcdef0123456789abcdef"
-	testToken   = "TrAcEsEcReTtOkEn0TrAcEsEcReTtOk1"
-	testTo      = "+14155550199"
-	testCode    = "987123"
+	testToken     = "TrAcEsEcReTtOkEn0TrAcEsEcReTtOk1"
+	testTo        = "+14155550199"
+	testInvalidTo = "+15005550001"
+	testCode      = "987123"
 )
 
-// stack serves the Twilio connector over gRPC on loopback, instrumented by tel, against a
-// fresh emulator, and returns a client. The request config carries testToken.
+// providerRefusal is the vendor's answer to the second send of a stack: a provider error
+// whose text quotes the recipient and the secret, which no span may repeat.
+var providerRefusal = &connector.Error{Reason: connector.ReasonInvalidPhoneNumber, Provider: "fake", ProviderCode: "21211",
+	Message: "fake: " + testInvalidTo + " is not a number (token " + testToken + ")"}
+
+// stack serves a fakeVendor over gRPC on loopback, instrumented by tel, and returns a client.
+// The vendor accepts the first send and refuses the second with providerRefusal. The request
+// config carries testToken.
 type stack struct {
 	client smsv1.SmsConnectorClient
-	emu    *twiliotest.Server
 	config *structpb.Struct
 }
 
 func startStack(t *testing.T, tel *Telemetry) *stack {
 	t.Helper()
-	emu := twiliotest.NewServer(twiliotest.WithAccount(testAccount, testToken))
-	t.Cleanup(emu.Close)
-	tw, err := twilio.New(twilio.Options{APIURL: emu.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tw.Close() })
 	ctx := context.Background()
-	vendor, err := tel.WrapVendor(ctx, tw)
+	vendor, err := tel.WrapVendor(ctx, &fakeVendor{errs: []error{nil, providerRefusal}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,21 +73,12 @@ func startStack(t *testing.T, tel *Telemetry) *stack {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	cc, err := grpc.NewClient("passthrough:///"+l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc := testutil.Dial(t, "passthrough:///"+l.Addr().String())
+	cfg, err := structpb.NewStruct(map[string]any{"authToken": testToken})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cc.Close() })
-	cfg, err := structpb.NewStruct(map[string]any{
-		"accountSID": testAccount,
-		"authToken":  testToken,
-		"from":       twiliotest.FromValid,
-		"templates":  []any{map[string]any{"usageType": "Generic", "content": "Your code is {{code}}"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &stack{client: smsv1.NewSmsConnectorClient(cc), emu: emu, config: cfg}
+	return &stack{client: smsv1.NewSmsConnectorClient(cc), config: cfg}
 }
 
 // send sends testCode to to through the stack.
@@ -167,8 +153,8 @@ func TestTracingSpans(t *testing.T) {
 	if err := s.send(ctx, testTo); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.send(context.Background(), twiliotest.ToInvalid); err == nil {
-		t.Fatal("the send to Twilio's invalid number succeeded")
+	if err := s.send(context.Background(), testInvalidTo); err == nil {
+		t.Fatal("the send the vendor refuses succeeded")
 	}
 
 	spans := exp.GetSpans().Snapshots()
@@ -197,7 +183,7 @@ func TestTracingSpans(t *testing.T) {
 		if prov.Parent().SpanID() != rpc.SpanContext().SpanID() || prov.SpanContext().TraceID() != rpc.SpanContext().TraceID() {
 			t.Errorf("send %d: the provider span is not a child of the RPC span", i)
 		}
-		if got := attr(prov, attrConnector); got != twilio.ID {
+		if got := attr(prov, attrConnector); got != "fake-sms" {
 			t.Errorf("provider span %s = %q", attrConnector, got)
 		}
 		if got := attr(prov, attrCallingCode); got != "1" {
@@ -218,7 +204,7 @@ func TestTracingSpans(t *testing.T) {
 		t.Errorf("successful provider span: %v", ok.Attributes())
 	}
 	if attr(failed, attrProviderCode) != "21211" || attr(failed, attrErrorType) != string(connector.ReasonInvalidPhoneNumber) ||
-		attr(failed, attrProvider) != twilio.Provider || failed.Status().Description != string(connector.ReasonInvalidPhoneNumber) {
+		attr(failed, attrProvider) != "fake" || failed.Status().Description != string(connector.ReasonInvalidPhoneNumber) {
 		t.Errorf("failed provider span: %v, status %v", failed.Attributes(), failed.Status())
 	}
 }
