@@ -20,6 +20,7 @@ import (
 
 	"github.com/sms-connector/sms-connector/conformance"
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
+	"github.com/sms-connector/sms-connector/internal/testutil"
 )
 
 // flaw names one way the in-test server can be broken on purpose, to prove that Check catches
@@ -247,7 +248,7 @@ func serveBroken(t *testing.T, f flaw) *grpc.ClientConn {
 		gs.Stop()
 		<-done
 	})
-	return dial(t, l.Addr().String())
+	return testutil.Dial(t, l.Addr().String())
 }
 
 // TestCheckCatchesBrokenServers runs the check against the in-test server broken in one way at

@@ -1,18 +1,15 @@
 package conformance_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sms-connector/sms-connector/conformance"
@@ -20,6 +17,7 @@ import (
 	"github.com/sms-connector/sms-connector/connector/console"
 	"github.com/sms-connector/sms-connector/connector/twilio"
 	"github.com/sms-connector/sms-connector/connector/twilio/twiliotest"
+	"github.com/sms-connector/sms-connector/internal/testutil"
 	"github.com/sms-connector/sms-connector/server"
 )
 
@@ -31,17 +29,6 @@ func TestMain(m *testing.M) {
 // sendTo is the recipient of the Send rules: Twilio's magic valid number, accepted by the
 // emulator.
 const sendTo = "+15005550006"
-
-// dial connects to addr over plaintext and closes the connection when the test ends.
-func dial(t *testing.T, addr string) *grpc.ClientConn {
-	t.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	return cc
-}
 
 // serveConnector serves c with server.New on loopback, with defaultConfig as the server's
 // default configuration, and returns a client connection to it. setup, when set, adjusts the
@@ -67,7 +54,7 @@ func serveConnector(t *testing.T, c connector.SmsConnector, defaultConfig json.R
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return dial(t, l.Addr().String())
+	return testutil.Dial(t, l.Addr().String())
 }
 
 // twilioSandboxConfig is a configuration for the emulator's sandbox account, sending from
@@ -89,24 +76,6 @@ func twilioSandboxConfig(t *testing.T) json.RawMessage {
 		t.Fatal(err)
 	}
 	return raw
-}
-
-// syncBuffer is a bytes.Buffer safe for the console connector's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // served is a real connector behind a real server, with what it delivered.
@@ -140,7 +109,7 @@ func serveTwilio(t *testing.T, setup func(*server.Server)) served {
 // configuration as the server's default.
 func serveConsole(t *testing.T, setup func(*server.Server)) served {
 	t.Helper()
-	var buf syncBuffer
+	var buf testutil.Buffer
 	c := console.New(console.Options{Writer: &buf})
 	cc := serveConnector(t, c, console.DefaultConfig(), setup)
 	return served{cc: cc, delivered: func() []string {

@@ -17,11 +17,10 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/sms-connector/sms-connector/connector"
+	"github.com/sms-connector/sms-connector/internal/testutil"
 	"github.com/sms-connector/sms-connector/sdk"
 	"github.com/sms-connector/sms-connector/smsplugin"
 )
@@ -156,16 +155,6 @@ func (r *run) waitFor(t *testing.T, key, value string) map[string]any {
 	return nil
 }
 
-func dial(t *testing.T, target string) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	t.Cleanup(cancel)
@@ -186,7 +175,7 @@ func TestServiceMode(t *testing.T) {
 			if entry["connector"] != "fake-sms" || entry["binary"] != "fake-sms-connector" || entry["default_config"] != true {
 				t.Errorf("serving line = %v", entry)
 			}
-			c := smsplugin.NewClient(dial(t, entry["address"].(string)))
+			c := smsplugin.NewClient(testutil.Dial(t, entry["address"].(string)))
 			if _, err := c.Send(ctxFor(t), &connector.Message{To: "+15005550006", UsageType: connector.UsageSignIn, Payload: connector.Payload{Code: "1"}}); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
@@ -226,7 +215,7 @@ func TestPluginMode(t *testing.T) {
 			if m == nil {
 				t.Fatalf("handshake line %q", line)
 			}
-			conn := dial(t, "unix://"+m[1])
+			conn := testutil.Dial(t, "unix://"+m[1])
 			if _, err := smsplugin.NewClient(conn).Send(ctxFor(t), &connector.Message{To: "+15005550006", UsageType: connector.UsageSignIn, Payload: connector.Payload{Code: "1"}}); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
@@ -272,7 +261,7 @@ func TestHooks(t *testing.T) {
 	if entry["sandbox"] != true {
 		t.Errorf("serving line = %v", entry)
 	}
-	c := smsplugin.NewClient(dial(t, entry["address"].(string)))
+	c := smsplugin.NewClient(testutil.Dial(t, entry["address"].(string)))
 	if _, err := c.Send(ctxFor(t), &connector.Message{To: "+15005550006", UsageType: connector.UsageSignIn, Payload: connector.Payload{Code: "1"}}); err != nil {
 		t.Fatal(err)
 	}

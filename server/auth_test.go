@@ -24,6 +24,7 @@ import (
 	"github.com/sms-connector/sms-connector/connector"
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
 	"github.com/sms-connector/sms-connector/internal/testpki"
+	"github.com/sms-connector/sms-connector/internal/testutil"
 )
 
 // authToken is a distinctive bearer token: no log line may ever contain it.
@@ -66,17 +67,6 @@ func contextStrings(e observer.LoggedEntry) []string {
 		out = append(out, k+"="+fmt.Sprint(v))
 	}
 	return out
-}
-
-// dialWith connects to addr with creds.
-func dialWith(t *testing.T, addr string, creds credentials.TransportCredentials) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
 }
 
 // withToken returns ctx carrying "authorization: <value>".
@@ -126,7 +116,7 @@ func TestBearerToken(t *testing.T) {
 	for _, exemptHealth := range []bool{false, true} {
 		t.Run(map[bool]string{false: "health requires the token", true: "health exempt"}[exemptHealth], func(t *testing.T) {
 			addr, fake, logs := authServer(t, func(o *Options) { o.Auth = Auth{Token: authToken, ExemptHealth: exemptHealth} })
-			conn := dialWith(t, addr, insecure.NewCredentials())
+			conn := testutil.Dial(t, addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 			for _, tt := range []struct {
 				name, header string
 			}{
@@ -198,7 +188,7 @@ func TestMutualTLS(t *testing.T) {
 			addr, fake, _ := authServer(t, serverTLS(exempt, ""))
 
 			// A certificate from another CA never gets past the handshake: nothing is sent.
-			c := callAll(t, ctxFor(t), dialWith(t, addr, forcing(foreign.TLS)))
+			c := callAll(t, ctxFor(t), testutil.Dial(t, addr, grpc.WithTransportCredentials(forcing(foreign.TLS))))
 			for what, err := range map[string]error{"SendMessage": c.send, "health": c.health, "reflection": c.reflect} {
 				if status.Code(err) != codes.Unavailable {
 					t.Errorf("another CA's certificate: %s = %v, want UNAVAILABLE (handshake failure)", what, err)
@@ -206,7 +196,7 @@ func TestMutualTLS(t *testing.T) {
 			}
 			// A Go client holding only such a certificate does not present it: it is a client
 			// without a certificate (below).
-			c = callAll(t, ctxFor(t), dialWith(t, addr, client(foreign.TLS)))
+			c = callAll(t, ctxFor(t), testutil.Dial(t, addr, grpc.WithTransportCredentials(client(foreign.TLS))))
 			if exempt {
 				wantUnauthenticated(t, "another CA's certificate, withheld: SendMessage", c.send)
 			} else if status.Code(c.send) != codes.Unavailable {
@@ -214,7 +204,7 @@ func TestMutualTLS(t *testing.T) {
 			}
 
 			// No certificate: refused in the handshake, or, with health exempt, at the method.
-			c = callAll(t, ctxFor(t), dialWith(t, addr, client()))
+			c = callAll(t, ctxFor(t), testutil.Dial(t, addr, grpc.WithTransportCredentials(client())))
 			if exempt {
 				wantUnauthenticated(t, "no certificate: SendMessage", c.send)
 				if c.health != nil || c.reflect != nil {
@@ -229,14 +219,14 @@ func TestMutualTLS(t *testing.T) {
 			}
 
 			// Plaintext does not even speak TLS.
-			if _, err := smsv1.NewSmsConnectorClient(dialWith(t, addr, insecure.NewCredentials())).SendMessage(ctxFor(t), validRequest(t)); status.Code(err) != codes.Unavailable {
+			if _, err := smsv1.NewSmsConnectorClient(testutil.Dial(t, addr, grpc.WithTransportCredentials(insecure.NewCredentials()))).SendMessage(ctxFor(t), validRequest(t)); status.Code(err) != codes.Unavailable {
 				t.Errorf("plaintext client: %v, want UNAVAILABLE", err)
 			}
 			if n := len(fake.messages()); n != 0 {
 				t.Fatalf("the connector was called %d times without a valid certificate", n)
 			}
 
-			c = callAll(t, ctxFor(t), dialWith(t, addr, client(good.TLS)))
+			c = callAll(t, ctxFor(t), testutil.Dial(t, addr, grpc.WithTransportCredentials(client(good.TLS))))
 			if c.send != nil || c.health != nil || c.reflect != nil {
 				t.Errorf("the CA's client certificate: SendMessage %v, health %v, reflection %v", c.send, c.health, c.reflect)
 			}
@@ -245,7 +235,7 @@ func TestMutualTLS(t *testing.T) {
 
 	t.Run("certificate and token together", func(t *testing.T) {
 		addr, fake, _ := authServer(t, serverTLS(false, authToken))
-		conn := dialWith(t, addr, client(good.TLS))
+		conn := testutil.Dial(t, addr, grpc.WithTransportCredentials(client(good.TLS)))
 		_, err := smsv1.NewSmsConnectorClient(conn).SendMessage(ctxFor(t), validRequest(t))
 		wantUnauthenticated(t, "certificate without the token", err)
 		if _, err := smsv1.NewSmsConnectorClient(conn).SendMessage(withToken(ctxFor(t), "Bearer "+authToken), validRequest(t)); err != nil {

@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +31,7 @@ import (
 
 	"github.com/sms-connector/sms-connector/connector"
 	"github.com/sms-connector/sms-connector/connector/twilio/twiliotest"
+	"github.com/sms-connector/sms-connector/internal/testutil"
 	"github.com/sms-connector/sms-connector/smsplugin"
 )
 
@@ -40,24 +40,6 @@ import (
 
 // pluginTimeout bounds a plugin test's start and calls; a guard against a hang, not a check.
 const pluginTimeout = time.Minute
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine of go-plugin and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // shortTempDir is a directory for unix sockets: t.TempDir's paths can be too long for one.
 func shortTempDir(t *testing.T) string {
@@ -109,7 +91,7 @@ func TestPluginThroughTheGoHost(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			emu := twiliotest.NewServer()
 			defer emu.Close()
-			var stderr syncBuffer
+			var stderr testutil.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
 			defer cancel()
 			opts := append([]smsplugin.LaunchOption{
@@ -219,7 +201,7 @@ func TestPluginThroughTheGoHost(t *testing.T) {
 
 func TestPluginConsoleConnectorThroughTheGoHost(t *testing.T) {
 	bin, _ := buildBinaries(t)
-	var stderr syncBuffer
+	var stderr testutil.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
 	defer cancel()
 	p, err := smsplugin.Launch(ctx, bin, smsplugin.WithArgs("--connector", "console"), smsplugin.WithStderr(&stderr))
@@ -279,7 +261,7 @@ func TestPluginHandshakeByHand(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var stderr syncBuffer
+			var stderr testutil.Buffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

@@ -6,35 +6,16 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sms-connector/sms-connector/connector"
 	"github.com/sms-connector/sms-connector/connector/connectortest"
 	"github.com/sms-connector/sms-connector/connector/console"
+	"github.com/sms-connector/sms-connector/internal/testutil"
 )
 
-// lockedBuffer is a bytes.Buffer safe for concurrent use, so the harness can read what the
-// connector wrote while other goroutines may still be writing.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // entries parses every line written to b; a line that is not an Entry fails the test.
-func entries(t *testing.T, b *lockedBuffer) []console.Entry {
+func entries(t *testing.T, b *testutil.Buffer) []console.Entry {
 	t.Helper()
 	var out []console.Entry
 	sc := bufio.NewScanner(strings.NewReader(b.String()))
@@ -59,7 +40,7 @@ func entries(t *testing.T, b *lockedBuffer) []console.Entry {
 // an io.Writer, whose Write cannot be interrupted (waiting for the write lock can; see
 // TestSendWaitingForTheWriterHonoursContext).
 type harness struct {
-	out *lockedBuffer
+	out *testutil.Buffer
 }
 
 func (h *harness) MakeConnector(context.Context, *testing.T) (connector.SmsConnector, error) {
@@ -102,6 +83,6 @@ func (h *harness) Close() {}
 // TestConformance runs the connector conformance suite against the console connector.
 func TestConformance(t *testing.T) {
 	connectortest.RunConformanceTests(t, func(context.Context, *testing.T) (connectortest.Harness, error) {
-		return &harness{out: &lockedBuffer{}}, nil
+		return &harness{out: &testutil.Buffer{}}, nil
 	})
 }
