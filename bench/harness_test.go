@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -102,9 +101,9 @@ func TestRunSuite(t *testing.T) {
 	}
 	for _, s := range []string{
 		"### Throughput and latency", "| (a) direct | – | 3 |", "| (c) grpc | per-request | 1 |",
-		"### Cost per send", "### Start-up", "### Targets of issue 5, this run",
+		"### Cost per send", "### Start-up", "### Budget, this run",
 		"| exec → plugin handshake line on stdout | 1 |", "(rounds ", "| (c) grpc | per-request-json | 3 |",
-		"(c) per-request-json config costs",
+		"(c) per-request-json config: binary CPU per send",
 	} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("the report lacks %q:\n%s", s, md.String())
@@ -213,35 +212,66 @@ func TestTail(t *testing.T) {
 // TestReportRounds checks how a report of several rounds judges: every comparison is between
 // cells of one round, and the median of the rounds' comparisons decides.
 func TestReportRounds(t *testing.T) {
-	cell := func(round int, p Path, mode ConfigMode, sends int, p99 time.Duration) Cell {
-		return Cell{Path: p, Config: mode, Concurrency: 64, Round: round,
-			Result: &LoadResult{Sends: sends, Elapsed: time.Second, Latency: Latency{P99: p99}}}
+	// cell is a cell of 1,000 sends whose sending process spent cpu per send.
+	cell := func(round int, p Path, mode ConfigMode, cpu time.Duration) Cell {
+		c := Cell{Path: p, Config: mode, Concurrency: 64, Round: round,
+			Result: &LoadResult{Sends: 1000, Elapsed: time.Second, Latency: Latency{P99: time.Millisecond}}}
+		if p == PathGRPC {
+			c.ServerCPU = 1000 * cpu
+		} else {
+			c.GenCPU = 1000 * cpu
+		}
+		return c
 	}
+	us := time.Microsecond
 	tests := []struct {
 		name    string
-		a, c    []int // sends/s of (a) and (c) in each round
+		a, c    []time.Duration // CPU per send of (a)'s generator and (c)'s binary in each round
 		want    string
 		wantMet bool
 	}{
-		// Round 2 is a burst of someone else's load that sank (a) alone: its ratio is high,
-		// but the median is round 1's.
-		{"median of per-round ratios", []int{1000, 1000, 500}, []int{600, 650, 600}, "default config 0.65 (rounds 0.60, 0.65, 1.20)", false},
-		{"met by the median", []int{1000, 1000, 1000}, []int{700, 750, 690}, "default config 0.70 (rounds 0.70, 0.75, 0.69)", true},
-		{"one round", []int{1000}, []int{800}, "default config 0.80", true},
+		// Round 2 is a burst of someone else's load that slowed the binary alone: its ratio is
+		// high, but the median is round 1's.
+		{"median of per-round ratios", []time.Duration{100 * us, 100 * us, 100 * us}, []time.Duration{170 * us, 150 * us, 400 * us}, "default config 1.70 (rounds 1.70, 1.50, 4.00)", false},
+		{"within by the median", []time.Duration{100 * us, 100 * us, 100 * us}, []time.Duration{160 * us, 140 * us, 170 * us}, "default config 1.60 (rounds 1.60, 1.40, 1.70)", true},
+		{"one round", []time.Duration{200 * us}, []time.Duration{250 * us}, "default config 1.25", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &Report{Options: SuiteOptions{Configs: []ConfigMode{ConfigDefault}, Rounds: len(tt.a)}}
 			for i := range tt.a {
-				r.Cells = append(r.Cells, cell(i, PathDirect, "", tt.a[i], time.Millisecond), cell(i, PathGRPC, ConfigDefault, tt.c[i], time.Millisecond))
+				r.Cells = append(r.Cells, cell(i, PathDirect, "", tt.a[i]), cell(i, PathGRPC, ConfigDefault, tt.c[i]))
 			}
 			got := r.targets()[0]
 			if got.measured != tt.want || (got.met == "yes") != tt.wantMet {
-				t.Errorf("target = %q, %s; want %q, met %v", got.measured, got.met, tt.want, tt.wantMet)
-			}
-			if c := r.cell(PathGRPC, ConfigDefault, 64); c.Result.Sends != slices.Sorted(slices.Values(tt.c))[(len(tt.c)-1)/2] {
-				t.Errorf("the table shows the round with %d sends/s, not the median one", c.Result.Sends)
+				t.Errorf("budget = %q, %s; want %q, within %v", got.measured, got.met, tt.want, tt.wantMet)
 			}
 		})
+	}
+}
+
+// TestReportConfigBudget checks the per-request config rows: the binary's CPU per send with a
+// per-request config against the default config's, each mode against its own budget.
+func TestReportConfigBudget(t *testing.T) {
+	cell := func(mode ConfigMode, cpu time.Duration) Cell {
+		return Cell{Path: PathGRPC, Config: mode, Concurrency: 64, ServerCPU: 1000 * cpu,
+			Result: &LoadResult{Sends: 1000, Elapsed: time.Second}}
+	}
+	r := &Report{Options: SuiteOptions{Configs: []ConfigMode{ConfigDefault, ConfigPerRequest, ConfigPerRequestJSON}}}
+	r.Cells = []Cell{cell(ConfigDefault, 100*time.Microsecond), cell(ConfigPerRequest, 114*time.Microsecond), cell(ConfigPerRequestJSON, 106*time.Microsecond)}
+	want := map[ConfigMode]string{ConfigPerRequestJSON: "64 callers +6.0%: **no**", ConfigPerRequest: "64 callers +14.0%: yes"}
+	found := 0
+	for _, tg := range r.targets() {
+		for mode, w := range want {
+			if strings.HasPrefix(tg.name, "(c) "+string(mode)+" config:") {
+				found++
+				if got := tg.measured + ": " + tg.met; got != w {
+					t.Errorf("%s: %q, want %q", mode, got, w)
+				}
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("%d per-request config rows, want 2", found)
 	}
 }
