@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/sms-connector/sms-connector/connector"
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
 )
 
@@ -33,10 +34,6 @@ const code = "123456"
 // noCodeContent replaces every template's content to make a configuration whose templates
 // lack {{code}}.
 const noCodeContent = "Your verification code is on its way."
-
-// reLanguageTag is a BCP 47 language tag as platforms use them ("en", "fr-CA", "zh-Hant-TW");
-// the same pattern as connectortest's.
-var reLanguageTag = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$`)
 
 // reE164 is an E.164 phone number: "+" then 7 to 15 digits, the first not 0.
 var reE164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
@@ -246,7 +243,7 @@ func localized(field string, m map[string]string) Result {
 		p.addf("GetMetadataResponse.%s must have a non-empty \"en\" entry (the language platforms fall back to), got the languages %q", field, tags)
 	}
 	for _, tag := range tags {
-		if !reLanguageTag.MatchString(tag) {
+		if !connector.ValidLocale(tag) {
 			p.addf("every key of GetMetadataResponse.%s must be a BCP 47 language tag like en, fr-CA or zh-Hant-TW, got %q", field, tag)
 		} else if tag != "en" && strings.TrimSpace(m[tag]) == "" {
 			p.addf("every entry of GetMetadataResponse.%s must be non-empty, the %q entry is empty", field, tag)

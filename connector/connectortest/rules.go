@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"regexp"
+
 	"slices"
 	"strings"
 	"sync"
@@ -14,10 +14,6 @@ import (
 
 	"github.com/sms-connector/sms-connector/connector"
 )
-
-// reLanguageTag is a BCP 47 language tag as platforms use them: language, optional script,
-// optional region, optional variants ("en", "fr-CA", "zh-Hant-TW", "pt-BR").
-var reLanguageTag = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$`)
 
 // formItemTypes are the form item types a platform knows how to render.
 var formItemTypes = []connector.FormItemType{
@@ -73,7 +69,7 @@ func testMetadata(t *testing.T, newHarness HarnessMaker) {
 					f.name, slices.Sorted(maps.Keys(f.m)))
 			}
 			for _, tag := range slices.Sorted(maps.Keys(f.m)) {
-				if !reLanguageTag.MatchString(tag) {
+				if !connector.ValidLocale(tag) {
 					t.Errorf("conformance: every key of Metadata.%s must be a BCP 47 language tag like en, fr-CA or zh-Hant-TW, got %q", f.name, tag)
 				}
 				if strings.TrimSpace(f.m[tag]) == "" {
