@@ -2,6 +2,7 @@ package connectortest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -108,14 +109,18 @@ func (e *env) sendOK(t *testing.T, rule string, m *connector.Message) (*connecto
 	mark := len(e.h.Delivered(t))
 	r, err := e.send(t, t.Context(), m)
 	if err != nil {
-		t.Fatalf("conformance: %s must succeed, got %s", rule, contract.Describe(err))
+		hint := ""
+		if ce := (*connector.Error)(nil); errors.As(err, &ce) && ce.Reason == connector.ReasonInvalidConfig {
+			hint = " (the config came from Harness.Config, whose fields other than templates must be valid)"
+		}
+		t.Fatalf("conformance: %s must succeed, got %s%s", rule, contract.Describe(err), hint)
 	}
 	if r == nil {
 		t.Fatalf("conformance: %s must return a receipt, got a nil *connector.Receipt and no error", rule)
 	}
 	got := e.deliveredSince(t, mark)
 	if len(got) != 1 {
-		t.Fatalf("conformance: %s must deliver exactly one message, delivered %d", rule, len(got))
+		t.Fatalf("conformance: %s must deliver exactly one message, Harness.Delivered reports %d", rule, len(got))
 	}
 	return r, got[0]
 }

@@ -302,6 +302,14 @@ func maxBodyLength(h Harness) int {
 	return DefaultMaxBodyLength
 }
 
+// limitSource names where the body limit of h comes from, for failure messages.
+func limitSource(h Harness) string {
+	if _, ok := h.(BodyLimiter); ok {
+		return "the Harness's BodyLimiter.MaxBodyLength"
+	}
+	return "DefaultMaxBodyLength; a connector with another limit says so with BodyLimiter"
+}
+
 // testErrors checks the reasons of the standard failures: CONFIG_MISSING, INVALID_CONFIG with
 // violations, MESSAGE_TOO_LONG, each a *connector.Error, and nothing delivered.
 func testErrors(t *testing.T, newHarness HarnessMaker) {
@@ -361,7 +369,7 @@ func testErrors(t *testing.T, newHarness HarnessMaker) {
 		limit := maxBodyLength(e.h)
 		m := message(e.h.Config(t, []connector.Template{tpl(connector.UsageGeneric, "{{code}} {{pad}}")}), connector.UsageGeneric)
 		m.Payload.Variables = map[string]any{"pad": strings.Repeat("a", limit-len(code))} // the body is limit+1 characters
-		e.expectFailure(t, t.Context(), fmt.Sprintf("Send whose rendered body is %d characters, over the limit of %d,", limit+1, limit),
+		e.expectFailure(t, t.Context(), fmt.Sprintf("Send whose rendered body is %d characters, over the limit of %d (%s),", limit+1, limit, limitSource(e.h)),
 			m, connector.ReasonMessageTooLong)
 	})
 
@@ -371,7 +379,7 @@ func testErrors(t *testing.T, newHarness HarnessMaker) {
 		m := message(e.h.Config(t, []connector.Template{tpl(connector.UsageGeneric, "{{code}} {{pad}}")}), connector.UsageGeneric)
 		pad := strings.Repeat("a", limit-len(code)-1) // the body is exactly limit characters
 		m.Payload.Variables = map[string]any{"pad": pad}
-		e.expectBody(t, fmt.Sprintf("Send whose rendered body is exactly the limit of %d characters", limit), m, code+" "+pad)
+		e.expectBody(t, fmt.Sprintf("Send whose rendered body is exactly the limit of %d characters (%s)", limit, limitSource(e.h)), m, code+" "+pad)
 	})
 }
 
@@ -456,6 +464,7 @@ func testContext(t *testing.T, newHarness HarnessMaker) {
 				t.Skip("the harness does not implement connectortest.Staller")
 			}
 			cfg := e.h.Config(t, baseTemplates())
+			mark := len(e.h.Delivered(t))
 			release := s.Stall(t)
 			defer release()
 			ctx, cancel := tc.ctx(t.Context())
@@ -466,10 +475,17 @@ func testContext(t *testing.T, newHarness HarnessMaker) {
 			if res.panicked != nil {
 				t.Fatalf("conformance: Send must not panic, it panicked with: %v", res.panicked)
 			}
+			if res.err == nil {
+				t.Fatalf("conformance: %s, got success while the vendor was stalled (Staller.Stall must make every later request to the vendor hang until release)", tc.rule)
+			}
 			checkReason(t, tc.rule, res.r, res.err, tc.want)
 
 			release()
 			e.expectBody(t, "A connector must stay usable after a Send whose context ended: the next Send", message(cfg, connector.UsageSignIn), "signin "+code)
+			if n := len(e.deliveredSince(t, mark)); n != 1 {
+				t.Errorf("conformance: a Send whose context ended in the vendor must deliver nothing, and the next Send one message; %d were delivered since the stall "+
+					"(if one is the request Staller.Stall held, the Harness broke its rule: a stalled request is never delivered, even after release)", n)
+			}
 		})
 	}
 }
