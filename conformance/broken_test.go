@@ -272,7 +272,7 @@ func TestCheckCatchesBrokenServers(t *testing.T) {
 			{"Errors/ErrorInfo", `conformance: every error of an SmsConnector RPC must carry a google.rpc.ErrorInfo with the domain "sms-connector.dev" and a reason named in ErrorReason, and must not have the code UNKNOWN: ValidateConfig without a config, SendMessage with an empty 'to', SendMessage with the malformed 'to' "not-a-phone-number" and 4 more calls returned UNKNOWN without a google.rpc.ErrorInfo: "boom", which has the code UNKNOWN and no google.rpc.ErrorInfo`},
 		}},
 		{flaw: flawMetadataNoEnglish, failing: []failure{
-			{"Metadata/Name", `conformance: GetMetadataResponse.name must have a non-empty "en" entry (the language platforms fall back to), got the languages ["fr"]`},
+			{"Metadata/Name", `conformance: Metadata.Name (name) must have a non-empty "en" entry (the language platforms fall back to), got the languages ["fr"]`},
 		}},
 		{flaw: flawMetadataFails,
 			failing: []failure{{"Metadata", `conformance: GetMetadata must not fail for a running connector, got INTERNAL with reason INTERNAL: "internal error in the connector"`}},
@@ -299,31 +299,31 @@ func TestCheckCatchesBrokenServers(t *testing.T) {
 			{"Metadata/ContractVersion", `conformance: GetMetadataResponse.contract_version must be "connector.sms.v1", the contract this check knows, got "connector.sms.v2"`},
 		}},
 		{flaw: flawDuplicateFormKeys, failing: []failure{
-			{"Metadata/FormItems", `conformance: GetMetadataResponse.form_items keys must be unique, form_items[0] and form_items[2] both have the key "account"`},
+			{"Metadata/FormItems", `conformance: Metadata.FormItems (form_items) keys must be unique, entries 0 and 2 both have the key "account"`},
 		}},
 		{flaw: flawSchemaNotObject, failing: []failure{
-			{"Metadata/ConfigSchema", `conformance: GetMetadataResponse.config_schema must be a JSON Schema with "type": "object" (configurations are JSON objects), got "type": "array"`},
+			{"Metadata/ConfigSchema", `conformance: Metadata.ConfigSchema (config_schema) must be a JSON Schema with "type": "object" (configurations are JSON objects), got "type": "array"`},
 		}},
 		{flaw: flawUnspecifiedUsage, failing: []failure{
-			{"Metadata/UsageTypes", `conformance: GetMetadataResponse.supported_usage_types must not hold USAGE_TYPE_UNSPECIFIED`},
+			{"Metadata/UsageTypes", `conformance: Metadata.UsageTypes (supported_usage_types) must not hold an unspecified usage type (USAGE_TYPE_UNSPECIFIED)`},
 		}},
 		{flaw: flawTemplateInvalid, failing: []failure{
-			{"ValidateConfig/ConfigTemplate", `conformance: GetMetadataResponse.config_template must be valid per ValidateConfig (platforms offer it as the starting configuration), got valid = false with the violations ["templates[0].content": does not contain {{code}}]`},
+			{"ValidateConfig/ConfigTemplate", `conformance: ValidateConfig must accept Metadata.ConfigTemplate (config_template), the configuration platforms start from, with no violations, it reports ["templates[0].content": does not contain {{code}}]`},
 		}},
 		{flaw: flawValidatesEverything,
 			failing: []failure{
-				{"ValidateConfig/EmptyObject", `conformance: ValidateConfig must report the empty configuration {} as invalid, with a violation for each missing field, got valid = true with 0 violation(s)`},
-				{"ValidateConfig/MissingCode", `conformance: ValidateConfig must flag a template without {{code}}: config_template with every template's content rewritten to "Your verification code is on its way." got valid = true with 0 violation(s)`},
+				{"ValidateConfig/EmptyObject", `conformance: ValidateConfig must report the empty configuration {} as invalid, with a violation for each problem, it reports no violation`},
+				{"ValidateConfig/MissingCode", `conformance: ValidateConfig must flag a template without {{code}}, it reports no violation for config_template with every template's content rewritten to "Your verification code is on its way."`},
 			},
 			skipped: []string{"SendMessage/InvalidConfig"}},
 		{flaw: flawNotServing, failing: []failure{
 			{"Health", `conformance: grpc.health.v1.Health/Check of the service "" must answer SERVING, got NOT_SERVING`},
 		}},
 		{flaw: flawEmptyReceipt, failing: []failure{
-			{"Send/DefaultConfig", `conformance: SendMessage to +15005550006 with the server's default config (no config in the request) must return the vendor's message_id, it is empty`},
-			{"Send/DefaultConfig", `SendMessageResponse.segments must be at least 1, got 0`},
-			{"Send/DefaultConfig", `SendMessageResponse.encoding must be ENCODING_GSM7 or ENCODING_UCS2, got ENCODING_UNSPECIFIED`},
-			{"Send/DefaultConfig", `SendMessageResponse.to must echo the recipient in E.164, "+15005550006", got ""`},
+			{"Send/DefaultConfig", `conformance: SendMessage to +15005550006 with the server's default config (no config in the request): Receipt.MessageID (message_id) must carry the vendor's message id, it is empty`},
+			{"Send/DefaultConfig", `Receipt.Segments (segments) must be at least 1, got 0`},
+			{"Send/DefaultConfig", `Receipt.Encoding (encoding) must be GSM-7 (ENCODING_GSM7) or UCS-2 (ENCODING_UCS2), got ""`},
+			{"Send/DefaultConfig", `Receipt.To (to) must echo the recipient in E.164, "+15005550006", got ""`},
 			{"Send/DefaultConfig", `SendMessageResponse.connector_id must be GetMetadata's id "broken-sms", got ""`},
 		}},
 		{flaw: flawNoDefaultConfig, failing: []failure{

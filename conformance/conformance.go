@@ -14,8 +14,11 @@
 // The command cmd/sms-conformance does exactly that for an address given on its command line.
 //
 // Every rule ends as PASS, FAIL or SKIP with a message; a failure starts with "conformance:"
-// and says what the contract requires and what the server did instead. The rules, in the order
-// they run:
+// and says what the contract requires and what the server did instead. The rules about what a
+// connector answers (Metadata/*, ValidateConfig/ConfigTemplate, EmptyObject and MissingCode,
+// the receipt and the INVALID_CONFIG error) are connectortest's own, run on the answers
+// converted back to connector types; the others are the wire's. The rules, in the order they
+// run:
 //
 //   - Health: grpc.health.v1 Check of Options.HealthService ("" is the server's overall health;
 //     plugin mode serves "plugin") answers SERVING.
@@ -24,7 +27,8 @@
 //     entry), Metadata/FormItems (keys present and unique, a label, a known type, select items
 //     for a select), Metadata/ConfigSchema (present, "type": "object"), Metadata/ConfigTemplate
 //     (present), Metadata/UsageTypes (non-empty, known, no UNSPECIFIED, no repeats),
-//     Metadata/ContractVersion ("connector.sms.v1").
+//     Metadata/ContractVersion ("connector.sms.v1"). Field names are the connector package's
+//     with the proto's in parentheses: "Metadata.UsageTypes (supported_usage_types)".
 //   - ValidateConfig/ConfigTemplate: the metadata's config_template is valid with no violations.
 //   - ValidateConfig/EmptyObject: {} is invalid, with at least one violation naming a field.
 //   - ValidateConfig/MissingCode: the config_template with every template's content rewritten
@@ -39,8 +43,8 @@
 //     (or payload.code) and payload.code. Fields are proto field names; the JSON name
 //     (usageType) is accepted too.
 //   - SendMessage/InvalidConfig: a non-empty configuration ValidateConfig rejects, sent in the
-//     request, fails with INVALID_ARGUMENT, reason INVALID_CONFIG and a BadRequest whose fields
-//     are paths under "config".
+//     request, fails with INVALID_ARGUMENT, reason INVALID_CONFIG, a message and a BadRequest
+//     whose fields are paths under "config".
 //   - Send/DefaultConfig (only with Options.SendTo): a SendMessage without config, so with the
 //     server's default configuration, succeeds with a message_id, segments >= 1, a known
 //     encoding, to echoing Options.SendTo and connector_id equal to the metadata's id.

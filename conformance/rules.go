@@ -3,20 +3,20 @@ package conformance
 import (
 	"context"
 	"fmt"
-	"maps"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/sms-connector/sms-connector/connector"
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
+	"github.com/sms-connector/sms-connector/internal/contract"
+	"github.com/sms-connector/sms-connector/internal/protoconv"
 )
 
 // contractVersion is the contract this package checks, as GetMetadataResponse.contract_version
@@ -34,10 +34,6 @@ const code = "123456"
 // lack {{code}}.
 const noCodeContent = "Your verification code is on its way."
 
-// reLanguageTag is a BCP 47 language tag as platforms use them ("en", "fr-CA", "zh-Hant-TW");
-// the same pattern as connectortest's.
-var reLanguageTag = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$`)
-
 // reE164 is an E.164 phone number: "+" then 7 to 15 digits, the first not 0.
 var reE164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
@@ -47,22 +43,18 @@ type rule struct {
 	run  func(c *checker, ctx context.Context) Result
 }
 
-// rules are every rule, in the order Check runs them. The Send rules come before
-// Errors/ErrorInfo so that their errors are judged too.
-var rules = []rule{
+// rules are every rule, in the order Check runs them: the shared rules of package
+// internal/contract on the answers converted back to connector types, and the rules of the
+// wire itself (health, contract version, request validation, the error model). The Send rules
+// come before Errors/ErrorInfo so that their errors are judged too.
+var rules = slices.Concat([]rule{
 	{"Health", (*checker).checkHealth},
 	{"Metadata", (*checker).metadata},
-	{"Metadata/ID", metadataRule(metadataID)},
-	{"Metadata/Name", metadataRule(func(md *smsv1.GetMetadataResponse) Result { return localized("name", md.GetName()) })},
-	{"Metadata/Description", metadataRule(func(md *smsv1.GetMetadataResponse) Result { return localized("description", md.GetDescription()) })},
-	{"Metadata/FormItems", metadataRule(metadataFormItems)},
-	{"Metadata/ConfigSchema", metadataRule(metadataConfigSchema)},
-	{"Metadata/ConfigTemplate", metadataRule(metadataConfigTemplate)},
-	{"Metadata/UsageTypes", metadataRule(metadataUsageTypes)},
-	{"Metadata/ContractVersion", metadataRule(metadataContractVersion)},
-	{"ValidateConfig/ConfigTemplate", (*checker).validateTemplate},
-	{"ValidateConfig/EmptyObject", (*checker).validateEmptyObject},
-	{"ValidateConfig/MissingCode", (*checker).validateMissingCode},
+}, metadataRules(), []rule{
+	{"Metadata/ContractVersion", (*checker).metadataContractVersion},
+	{contract.RuleConfigTemplate, (*checker).validateTemplate},
+	{contract.RuleEmptyObject, (*checker).validateEmptyObject},
+	{contract.RuleMissingCode, (*checker).validateMissingCode},
 	{"ValidateConfig/MissingConfig", (*checker).validateMissingConfig},
 	{"SendMessage/EmptyTo", requestRule(
 		expectation{what: "SendMessage with an empty 'to'", code: codes.InvalidArgument,
@@ -88,6 +80,20 @@ var rules = []rule{
 	{"Send/DefaultConfig", (*checker).sendDefaultConfig},
 	{"Send/ExpiredDeadline", (*checker).sendExpiredDeadline},
 	{"Errors/ErrorInfo", (*checker).errorInfo},
+})
+
+// metadataRules are contract.MetadataRules as rules of the check, each under "Metadata/".
+func metadataRules() []rule {
+	var out []rule
+	for _, r := range contract.MetadataRules() {
+		out = append(out, rule{"Metadata/" + r.Name, func(c *checker, _ context.Context) Result {
+			if c.md == nil {
+				return skipNoMetadata()
+			}
+			return problems(r.Check(c.cmd)).result("Metadata.%s is as the contract requires", r.Name)
+		}})
+	}
+	return out
 }
 
 // checker is the state of one Check: the clients, the metadata once known, and every error
@@ -98,6 +104,7 @@ type checker struct {
 	opts Options
 
 	md   *smsv1.GetMetadataResponse // nil until the Metadata rule passed its call
+	cmd  *connector.Metadata        // md converted back to connector types
 	errs []observed
 }
 
@@ -197,7 +204,7 @@ func (c *checker) checkHealth(ctx context.Context) Result {
 	resp, err := c.hc.Check(ctx, &healthpb.HealthCheckRequest{Service: c.opts.HealthService})
 	if err != nil {
 		e := inspect(err)
-		return failf("%s must answer SERVING, got %s: %q", what, codeName(e.st.Code()), cut(e.st.Message()))
+		return failf("%s must answer SERVING, got %s: %q", what, codeName(e.st.Code()), contract.Cut(e.st.Message()))
 	}
 	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		return failf("%s must answer SERVING, got %s", what, resp.GetStatus())
@@ -212,6 +219,7 @@ func (c *checker) metadata(ctx context.Context) Result {
 		return failf("GetMetadata must not fail for a running connector, got %s", inspect(err))
 	}
 	c.md = md
+	c.cmd = protoconv.MetadataFromProto(md)
 	return passf("GetMetadata describes the connector %q (version %q)", md.GetId(), md.GetConnectorVersion())
 }
 
@@ -220,162 +228,40 @@ func skipNoMetadata() Result {
 	return skipf("needs the metadata, and GetMetadata failed (see the Metadata rule)")
 }
 
-// metadataRule makes a rule of a check of the metadata.
-func metadataRule(check func(md *smsv1.GetMetadataResponse) Result) func(*checker, context.Context) Result {
-	return func(c *checker, _ context.Context) Result {
-		if c.md == nil {
-			return skipNoMetadata()
-		}
-		return check(c.md)
+func (c *checker) metadataContractVersion(context.Context) Result {
+	if c.md == nil {
+		return skipNoMetadata()
 	}
-}
-
-func metadataID(md *smsv1.GetMetadataResponse) Result {
-	id := md.GetId()
-	if id == "" || strings.ContainsFunc(id, unicode.IsSpace) {
-		return failf("GetMetadataResponse.id must be a non-empty id without spaces (platforms key stored configurations by it), got %q", id)
-	}
-	return passf("id %q", id)
-}
-
-// localized checks a map from BCP 47 tag to text, the field field of the metadata.
-func localized(field string, m map[string]string) Result {
-	tags := slices.Sorted(maps.Keys(m))
-	var p problems
-	if strings.TrimSpace(m["en"]) == "" {
-		p.addf("GetMetadataResponse.%s must have a non-empty \"en\" entry (the language platforms fall back to), got the languages %q", field, tags)
-	}
-	for _, tag := range tags {
-		if !reLanguageTag.MatchString(tag) {
-			p.addf("every key of GetMetadataResponse.%s must be a BCP 47 language tag like en, fr-CA or zh-Hant-TW, got %q", field, tag)
-		} else if tag != "en" && strings.TrimSpace(m[tag]) == "" {
-			p.addf("every entry of GetMetadataResponse.%s must be non-empty, the %q entry is empty", field, tag)
-		}
-	}
-	return p.result("%s in the languages %q", field, tags)
-}
-
-func metadataFormItems(md *smsv1.GetMetadataResponse) Result {
-	var p problems
-	seen := make(map[string]int)
-	for i, it := range md.GetFormItems() {
-		key := it.GetKey()
-		if key == "" {
-			p.addf("every GetMetadataResponse.form_items entry must have a key (the config field it edits), form_items[%d] has none", i)
-			continue
-		}
-		if j, dup := seen[key]; dup {
-			p.addf("GetMetadataResponse.form_items keys must be unique, form_items[%d] and form_items[%d] both have the key %q", j, i, key)
-		} else {
-			seen[key] = i
-		}
-		if strings.TrimSpace(it.GetLabel()) == "" {
-			p.addf("every GetMetadataResponse.form_items entry must have a label, %q has none", key)
-		}
-		t := it.GetType()
-		if _, known := smsv1.FormItemType_name[int32(t)]; !known || t == smsv1.FormItemType_FORM_ITEM_TYPE_UNSPECIFIED {
-			p.addf("every GetMetadataResponse.form_items entry must have a known type, not FORM_ITEM_TYPE_UNSPECIFIED, %q has %s", key, t)
-		}
-		if t == smsv1.FormItemType_FORM_ITEM_TYPE_SELECT && len(it.GetSelectItems()) == 0 {
-			p.addf("a FORM_ITEM_TYPE_SELECT form item must list its select_items, %q lists none", key)
-		}
-	}
-	return p.result("%d form items with unique keys", len(md.GetFormItems()))
-}
-
-func metadataConfigSchema(md *smsv1.GetMetadataResponse) Result {
-	s := md.GetConfigSchema()
-	if s == nil {
-		return failf("GetMetadataResponse.config_schema must be the JSON Schema of the configuration, it is absent")
-	}
-	typ := s.GetFields()["type"]
-	if typ.GetStringValue() != "object" {
-		return failf("GetMetadataResponse.config_schema must be a JSON Schema with \"type\": \"object\" (configurations are JSON objects), got \"type\": %s", jsonOf(typ))
-	}
-	return passf("a JSON Schema of \"type\": \"object\" with %d keywords", len(s.GetFields()))
-}
-
-func metadataConfigTemplate(md *smsv1.GetMetadataResponse) Result {
-	t := md.GetConfigTemplate()
-	if t == nil {
-		return failf("GetMetadataResponse.config_template must be a ready-to-edit configuration, it is absent")
-	}
-	return passf("a configuration with the fields %q (its validity is ValidateConfig/ConfigTemplate)", slices.Sorted(maps.Keys(t.GetFields())))
-}
-
-func metadataUsageTypes(md *smsv1.GetMetadataResponse) Result {
-	us := md.GetSupportedUsageTypes()
-	var p problems
-	if len(us) == 0 {
-		p.addf("GetMetadataResponse.supported_usage_types must list the usage types the connector sends, it is empty")
-	}
-	seen := make(map[smsv1.UsageType]bool)
-	for _, u := range us {
-		_, known := smsv1.UsageType_name[int32(u)]
-		switch {
-		case u == smsv1.UsageType_USAGE_TYPE_UNSPECIFIED:
-			p.addf("GetMetadataResponse.supported_usage_types must not hold USAGE_TYPE_UNSPECIFIED")
-		case !known:
-			p.addf("GetMetadataResponse.supported_usage_types must hold only usage types of the contract, it holds the unknown value %d", int32(u))
-		case seen[u]:
-			p.addf("GetMetadataResponse.supported_usage_types must not repeat a usage type, %s is listed twice", u)
-		}
-		seen[u] = true
-	}
-	names := make([]string, len(us))
-	for i, u := range us {
-		names[i] = u.String()
-	}
-	return p.result("%d usage types: %s", len(us), strings.Join(names, ", "))
-}
-
-func metadataContractVersion(md *smsv1.GetMetadataResponse) Result {
-	if v := md.GetContractVersion(); v != contractVersion {
+	if v := c.md.GetContractVersion(); v != contractVersion {
 		return failf("GetMetadataResponse.contract_version must be %q, the contract this check knows, got %q", contractVersion, v)
 	}
 	return passf("contract_version %q", contractVersion)
 }
 
-// violationProblems checks the shape of a ValidateConfig answer for the configuration what:
-// valid exactly when there are no violations, and a description for every violation.
-func violationProblems(what string, resp *smsv1.ValidateConfigResponse) problems {
+// validFlag checks the one part of a ValidateConfig answer the wire adds to the connector's
+// violations: valid is true exactly when there are none.
+func validFlag(what string, resp *smsv1.ValidateConfigResponse) problems {
 	var p problems
-	vs := resp.GetViolations()
-	switch {
-	case resp.GetValid() && len(vs) > 0:
-		p.addf("ValidateConfigResponse.valid must be false when there are violations; for %s it is true with %d violation(s): %s", what, len(vs), showViolations(vs))
-	case !resp.GetValid() && len(vs) == 0:
+	switch n := len(resp.GetViolations()); {
+	case resp.GetValid() && n > 0:
+		p.addf("ValidateConfigResponse.valid must be false when there are violations; for %s it is true with %d violation(s)", what, n)
+	case !resp.GetValid() && n == 0:
 		p.addf("ValidateConfig must list every problem of an invalid configuration as violations; for %s it says valid = false and lists none", what)
-	}
-	for _, v := range vs {
-		if strings.TrimSpace(v.GetDescription()) == "" {
-			p.addf("every violation must have a description an operator can act on; the violation of the field %q for %s has none", v.GetField(), what)
-		}
 	}
 	return p
 }
 
-// showViolations renders violations for a message, the first few only.
-func showViolations(vs []*smsv1.ConfigViolation) string {
-	const maxShown = 5
-	parts := make([]string, 0, min(len(vs), maxShown)+1)
-	for i, v := range vs {
-		if i == maxShown {
-			parts = append(parts, fmt.Sprintf("and %d more", len(vs)-maxShown))
-			break
-		}
-		parts = append(parts, fmt.Sprintf("%q: %s", v.GetField(), cut(v.GetDescription())))
+// validateAnswer asks ValidateConfig about cfg, which what describes, and returns the
+// violations as connector types with the problems of the wire's own answer; a failed call is
+// a problem, since an invalid configuration is a successful call with valid = false.
+func (c *checker) validateAnswer(ctx context.Context, what string, cfg *structpb.Struct) ([]connector.Violation, problems) {
+	resp, err := c.validateConfig(ctx, "ValidateConfig of "+what, cfg)
+	if err != nil {
+		var p problems
+		p.addf("ValidateConfig of %s must answer (an invalid configuration is a successful call with valid = false), got %s", what, inspect(err))
+		return nil, p
 	}
-	return "[" + strings.Join(parts, "; ") + "]"
-}
-
-// violationFields returns the fields of vs.
-func violationFields(vs []*smsv1.ConfigViolation) []string {
-	out := make([]string, len(vs))
-	for i, v := range vs {
-		out[i] = v.GetField()
-	}
-	return out
+	return protoconv.ViolationsFromProto(resp.GetViolations()), validFlag(what, resp)
 }
 
 func (c *checker) validateTemplate(ctx context.Context) Result {
@@ -386,33 +272,21 @@ func (c *checker) validateTemplate(ctx context.Context) Result {
 	if tpl == nil {
 		return skipf("GetMetadataResponse.config_template is absent (see Metadata/ConfigTemplate)")
 	}
-	const what = "GetMetadataResponse.config_template"
-	resp, err := c.validateConfig(ctx, "ValidateConfig of "+what, tpl)
-	if err != nil {
-		return failf("ValidateConfig of %s must answer (an invalid configuration is a successful call with valid = false), got %s", what, inspect(err))
+	const what = "Metadata.ConfigTemplate (config_template), the configuration platforms start from,"
+	vs, p := c.validateAnswer(ctx, what, tpl)
+	if len(p) == 0 {
+		p = append(p, contract.Accepted(what, vs)...)
 	}
-	if !resp.GetValid() || len(resp.GetViolations()) > 0 {
-		return failf("%s must be valid per ValidateConfig (platforms offer it as the starting configuration), got valid = %t with the violations %s",
-			what, resp.GetValid(), showViolations(resp.GetViolations()))
-	}
-	return passf("ValidateConfig says %s is valid", what)
+	return p.result("ValidateConfig accepts config_template")
 }
 
 func (c *checker) validateEmptyObject(ctx context.Context) Result {
 	const what = "the empty configuration {}"
-	resp, err := c.validateConfig(ctx, "ValidateConfig of "+what, &structpb.Struct{})
-	if err != nil {
-		return failf("ValidateConfig of %s must answer (an invalid configuration is a successful call with valid = false), got %s", what, inspect(err))
+	vs, p := c.validateAnswer(ctx, what, &structpb.Struct{})
+	if len(p) == 0 {
+		p = append(p, contract.Rejected(what, vs, "", true)...)
 	}
-	vs := resp.GetViolations()
-	if resp.GetValid() || len(vs) == 0 {
-		return failf("ValidateConfig must report %s as invalid, with a violation for each missing field, got valid = %t with %d violation(s)", what, resp.GetValid(), len(vs))
-	}
-	p := violationProblems(what, resp)
-	if !slices.ContainsFunc(vs, func(v *smsv1.ConfigViolation) bool { return v.GetField() != "" }) {
-		p.addf("ValidateConfig of %s must name the missing fields, its violations have no field: %s", what, showViolations(vs))
-	}
-	return p.result("%s is invalid with the violations %s", what, showViolations(vs))
+	return p.result("%s is invalid with the violations %s", what, contract.ShowViolations(vs))
 }
 
 // withoutCode returns a copy of tpl whose every template content lacks {{code}}, and whether
@@ -442,19 +316,9 @@ func (c *checker) validateMissingCode(ctx context.Context) Result {
 		return skipf("GetMetadataResponse.config_template has no \"templates\" array of objects with a \"content\" string to derive a template without {{code}} from")
 	}
 	what := fmt.Sprintf("config_template with every template's content rewritten to %q", noCodeContent)
-	resp, err := c.validateConfig(ctx, "ValidateConfig of "+what, cfg)
-	if err != nil {
-		return failf("ValidateConfig of %s must answer (an invalid configuration is a successful call with valid = false), got %s", what, inspect(err))
-	}
-	vs := resp.GetViolations()
-	if resp.GetValid() || len(vs) == 0 {
-		return failf("ValidateConfig must flag a template without {{code}}: %s got valid = %t with %d violation(s)", what, resp.GetValid(), len(vs))
-	}
-	p := violationProblems(what, resp)
-	if !slices.ContainsFunc(vs, func(v *smsv1.ConfigViolation) bool { return underPath(v.GetField(), "templates") }) {
-		p.addf("ValidateConfig must report a template without {{code}} with the field path of the template (\"templates[0].content\"); for %s it reports the fields %q", what, violationFields(vs))
-	}
-	return p.result("templates without {{code}} are flagged: %s", showViolations(vs))
+	vs, p := c.validateAnswer(ctx, what, cfg)
+	p = append(problems(contract.MissingCode(what, vs, "templates")), p...)
+	return p.result("templates without {{code}} are flagged: %s", contract.ShowViolations(vs))
 }
 
 func (c *checker) validateMissingConfig(ctx context.Context) Result {
@@ -514,6 +378,10 @@ func (c *checker) sendInvalidConfig(ctx context.Context) Result {
 	req.Config = chosen.cfg
 	resp, err := c.sendMessage(ctx, x.what, req)
 	p := problems(x.check(showResponse(resp), err))
+	if len(p) == 0 {
+		_, shared := contract.Failure(x.what, protoconv.ErrorFromStatus(err), connector.ReasonInvalidConfig)
+		p = append(p, shared...)
+	}
 	return p.result("%s fails with %s and the fields %q", x.what, inspect(err), inspect(err).fields())
 }
 
@@ -540,19 +408,7 @@ func (c *checker) sendDefaultConfig(ctx context.Context) Result {
 		}
 		return failf("%s must succeed, got %s%s", what, e, hint)
 	}
-	var p problems
-	if resp.GetMessageId() == "" {
-		p.addf("%s must return the vendor's message_id, it is empty", what)
-	}
-	if resp.GetSegments() < 1 {
-		p.addf("%s: SendMessageResponse.segments must be at least 1, got %d", what, resp.GetSegments())
-	}
-	if e := resp.GetEncoding(); e != smsv1.Encoding_ENCODING_GSM7 && e != smsv1.Encoding_ENCODING_UCS2 {
-		p.addf("%s: SendMessageResponse.encoding must be ENCODING_GSM7 or ENCODING_UCS2, got %s", what, e)
-	}
-	if resp.GetTo() != to {
-		p.addf("%s: SendMessageResponse.to must echo the recipient in E.164, %q, got %q", what, to, resp.GetTo())
-	}
+	p := problems(contract.Receipt(what, protoconv.ReceiptFromResponse(resp), to))
 	if c.md != nil && resp.GetConnectorId() != c.md.GetId() {
 		p.addf("%s: SendMessageResponse.connector_id must be GetMetadata's id %q, got %q", what, c.md.GetId(), resp.GetConnectorId())
 	}
@@ -630,16 +486,4 @@ func listCalls(whats []string) string {
 	default:
 		return fmt.Sprintf("%s and %d more calls", strings.Join(whats[:maxShown], ", "), n-maxShown)
 	}
-}
-
-// jsonOf renders a JSON value for a message; "nothing" when it is absent.
-func jsonOf(v *structpb.Value) string {
-	if v == nil {
-		return "nothing"
-	}
-	b, err := protojson.Marshal(v)
-	if err != nil {
-		return fmt.Sprintf("%v", v)
-	}
-	return cut(string(b))
 }

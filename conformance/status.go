@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
+	"github.com/sms-connector/sms-connector/internal/contract"
 )
 
 // errorDomain is google.rpc.ErrorInfo.domain of every error of the contract (see the proto's
@@ -112,7 +113,7 @@ func (e *rpcError) String() string {
 		}
 	}
 	if m := e.st.Message(); m != "" {
-		fmt.Fprintf(&b, ": %q", cut(m))
+		fmt.Fprintf(&b, ": %q", contract.Cut(m))
 	}
 	return b.String()
 }
@@ -188,7 +189,7 @@ func (x expectation) check(got string, err error) []string {
 	}
 	if x.fieldPrefix != "" {
 		fs := e.fields()
-		bad := slices.DeleteFunc(slices.Clone(fs), func(f string) bool { return underPath(f, x.fieldPrefix) })
+		bad := slices.DeleteFunc(slices.Clone(fs), func(f string) bool { return contract.UnderPath(f, x.fieldPrefix) })
 		switch {
 		case e.bad == nil || len(fs) == 0:
 			p = append(p, fmt.Sprintf("%s: its error must carry a google.rpc.BadRequest listing each problem with its field path under %q, it lists none", x.what, x.fieldPrefix+"."))
@@ -199,25 +200,10 @@ func (x expectation) check(got string, err error) []string {
 	return p
 }
 
-// underPath reports whether field is path itself or a path under it.
-func underPath(field, path string) bool {
-	return field == path || strings.HasPrefix(field, path+".") || strings.HasPrefix(field, path+"[")
-}
-
 // orNone renders an empty string as "(none)" in messages.
 func orNone(s string) string {
 	if s == "" {
 		return "(none)"
-	}
-	return s
-}
-
-// cut shortens a server-provided text for a one-line message.
-func cut(s string) string {
-	const maxLen = 160
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > maxLen {
-		return string(r[:maxLen]) + "..."
 	}
 	return s
 }

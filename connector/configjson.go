@@ -4,24 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf16"
 )
 
-// The patterns of a template's fields, shared by every connector's configuration parser and its
-// JSON Schema so the two cannot drift apart. Each is valid in Go's RE2 and in ECMA-262 (the
-// dialect JSON Schema uses).
-const (
-	// PatternLocale is a BCP 47 language tag such as en, fr-CA or zh-Hant-TW.
-	PatternLocale = `^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$`
-	// PatternCodeInBody matches a {{code}} placeholder, so that a template carries the code.
-	PatternCodeInBody = `\{\{\s*code\s*\}\}`
-)
-
-// reLocale is PatternLocale, compiled once.
-var reLocale = regexp.MustCompile(PatternLocale)
+// PatternCodeInBody matches a {{code}} placeholder, so that a template carries the code. It is
+// shared by every connector's JSON Schema of its templates, and valid in Go's RE2 and in
+// ECMA-262 (the dialect JSON Schema uses).
+const PatternCodeInBody = `\{\{\s*code\s*\}\}`
 
 // templateFields lists the fields of one template, in the order they are checked.
 var templateFields = []string{"usageType", "content", "locale"}
@@ -177,7 +168,7 @@ type TemplateRules struct {
 //     type without its own; one with neither fails at send time with TEMPLATE_NOT_FOUND);
 //   - usageType is a known UsageType;
 //   - content is not blank, at most rules.MaxLength UTF-16 code units, and carries {{code}};
-//   - locale, when given and not empty, is a BCP 47 tag (PatternLocale, at most MaxLocaleLength);
+//   - locale, when given and not empty, is a BCP 47 tag (ValidLocale, at most MaxLocaleLength);
 //   - no two templates share a usage type and a locale (compared case-insensitively), since
 //     only one of them would ever be used;
 //   - fields other than TemplateFields are reported, to catch typos.
@@ -238,7 +229,7 @@ func (r *ConfigReader) TemplateList(fields map[string]json.RawMessage, name stri
 		locale := r.String(tf, "locale", path+".locale")
 		okLocale := !locale.Wrong
 		if locale.Set {
-			if len(locale.Value) <= MaxLocaleLength && reLocale.MatchString(locale.Value) {
+			if len(locale.Value) <= MaxLocaleLength && ValidLocale(locale.Value) {
 				t.Locale = locale.Value
 			} else {
 				r.Add(path+".locale", "must be a BCP 47 language tag like en, fr-CA or zh-Hant-TW, or absent for the default template")

@@ -89,51 +89,82 @@ type FormItemType string
 
 // Form item types, as Logto names them.
 const (
-	FormItemText          FormItemType = "Text"
-	FormItemNumber        FormItemType = "Number"
+	// FormItemText is a one-line text input.
+	FormItemText FormItemType = "Text"
+	// FormItemNumber is a number input.
+	FormItemNumber FormItemType = "Number"
+	// FormItemMultilineText is a text area.
 	FormItemMultilineText FormItemType = "MultilineText"
-	FormItemSwitch        FormItemType = "Switch"
-	FormItemJSON          FormItemType = "Json"
-	FormItemSelect        FormItemType = "Select"
+	// FormItemSwitch is an on/off switch for a boolean.
+	FormItemSwitch FormItemType = "Switch"
+	// FormItemJSON is a JSON editor, for a list or object value (the templates).
+	FormItemJSON FormItemType = "Json"
+	// FormItemSelect is a choice among SelectItems.
+	FormItemSelect FormItemType = "Select"
 )
 
-// FormItem describes one field of the connector's configuration form.
+// FormItem describes one field of the connector's configuration form, which a platform's admin
+// console renders so that an operator can fill in the configuration.
 type FormItem struct {
-	Key          string
-	Label        string
-	Type         FormItemType
-	Required     bool
-	Placeholder  string
-	Default      any
+	// Key is the configuration field the form item edits ("accountSID"); unique in a form.
+	Key string
+	// Label is the field's label, in English.
+	Label string
+	// Type is the input the platform renders.
+	Type FormItemType
+	// Required says the configuration is invalid without this field.
+	Required bool
+	// Placeholder is a hint shown in the empty field.
+	Placeholder string
+	// Default is the value a new configuration starts with (JSON-like: a string, number,
+	// boolean, list or map); nil for none.
+	Default any
+	// Confidential says the value is a secret: platforms mask it and never log it.
 	Confidential bool
-	Description  string
+	// Description explains the field to the operator, in English.
+	Description string
 	// SelectItems lists the choices of a Select item.
 	SelectItems []SelectItem
 }
 
 // SelectItem is one choice of a Select form item.
 type SelectItem struct {
+	// Value is what the configuration stores when the choice is made.
 	Value string
+	// Title is the text shown for the choice.
 	Title string
 }
 
-// Metadata describes a connector. Name and Description map BCP 47 tags to text; "en" is
-// always present.
+// Metadata describes a connector to a platform, in the shape of Logto's ConnectorMetadata:
+// what to list it as, how to render its configuration form, and what configuration to start
+// from.
 type Metadata struct {
-	ID          string
-	Target      string
-	Name        map[string]string
+	// ID is the connector's stable id ("twilio-short-message-service"); platforms key stored
+	// configurations by it, so it never changes between versions.
+	ID string
+	// Target is the vendor the connector sends through ("twilio"); connectors of the same
+	// vendor share it.
+	Target string
+	// Name is the display name by BCP 47 tag (ValidLocale); "en" is always present.
+	Name map[string]string
+	// Description is a one-line description by BCP 47 tag; "en" is always present.
 	Description map[string]string
-	Logo        string
-	LogoDark    string
-	Readme      string
-	FormItems   []FormItem
-	// ConfigSchema is the JSON Schema of the configuration.
+	// Logo is the logo platforms show in their connector list, as a data URI (image/svg+xml).
+	Logo string
+	// LogoDark is the logo for dark backgrounds, as a data URI; empty when Logo fits both.
+	LogoDark string
+	// Readme tells an operator how to set the connector up, in Markdown.
+	Readme string
+	// FormItems are the fields of the configuration form, in display order.
+	FormItems []FormItem
+	// ConfigSchema is the JSON Schema of the configuration, for platforms and editors that
+	// check a configuration before sending it; ValidateConfig remains the authority.
 	ConfigSchema map[string]any
-	// ConfigTemplate is a ready-to-edit example configuration.
+	// ConfigTemplate is a ready-to-edit configuration that ValidateConfig accepts, which a
+	// platform offers as the starting point.
 	ConfigTemplate map[string]any
 	// UsageTypes lists the usage types the connector can send.
 	UsageTypes []UsageType
-	// Version is the connector's own version.
+	// Version is the connector's own version, for operators and bug reports.
 	Version string
 }

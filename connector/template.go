@@ -10,9 +10,14 @@ import (
 // Template is one message template of a connector configuration, in Logto's shape: a usage type,
 // the content with {{placeholders}}, and optionally the locale it is written for.
 type Template struct {
+	// UsageType is the usage type the template is for; Generic serves every usage type
+	// without a template of its own.
 	UsageType UsageType `json:"usageType"`
-	Content   string    `json:"content"`
-	Locale    string    `json:"locale,omitempty"`
+	// Content is the message text, with {{code}} where the code goes (see Render).
+	Content string `json:"content"`
+	// Locale is the BCP 47 tag the template is written in (ValidLocale); empty for the
+	// template used when no localised one matches.
+	Locale string `json:"locale,omitempty"`
 }
 
 // SelectTemplate picks the template for usage and locale with Logto's rules: templates of the

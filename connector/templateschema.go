@@ -37,11 +37,17 @@ func TemplatesJSON(ts []Template) []any {
 	return out
 }
 
+// patternLocaleSyntax is the shape of a template's locale for a form to check as it is typed:
+// empty, or subtags of 1 to 8 letters or digits joined by hyphens, the first letters only. It
+// accepts every tag ValidLocale accepts; ValidLocale, at ValidateConfig, decides the rest.
+const patternLocaleSyntax = `^([A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*)?$`
+
 // TemplatesSchema returns the JSON Schema (draft 2020-12) of a template list as
 // ConfigReader.TemplateList reads it, with contents of at most maxLength UTF-16 code units and
 // the given description, as JSON-like values; a fresh copy on every call. A connector adds its
 // own list-level rules (minItems, required usage types) to the map it gets. It is built from
-// the same patterns as the parser, so the two cannot drift apart.
+// the same constants as the parser, so the two cannot drift apart; for a locale it gives only
+// the syntax, since whether a subtag is registered is beyond a pattern (see ValidLocale).
 func TemplatesSchema(maxLength int, description string) map[string]any {
 	usageTypes := make([]any, 0, 9)
 	for _, u := range UsageTypes() {
@@ -61,8 +67,8 @@ func TemplatesSchema(maxLength int, description string) map[string]any {
 					"description": fmt.Sprintf("The message text; {{code}} is replaced by the code. At most %d UTF-16 code units.", maxLength),
 				},
 				"locale": map[string]any{
-					"type": "string", "pattern": "^(" + PatternLocale[1:len(PatternLocale)-1] + ")?$", "maxLength": MaxLocaleLength,
-					"description": "The BCP 47 language tag the template is written in; absent for the default.",
+					"type": "string", "pattern": patternLocaleSyntax, "maxLength": MaxLocaleLength,
+					"description": "The BCP 47 language tag the template is written in (en, fr-CA, zh-Hant-TW); absent for the default. ValidateConfig checks it.",
 				},
 			},
 		},

@@ -75,7 +75,7 @@ func serveBroken(t *testing.T) string {
 
 // brokenFailures are lines the report on brokenServer must hold.
 var brokenFailures = []string{
-	`FAIL Metadata/Name: conformance: GetMetadataResponse.name must have a non-empty "en" entry (the language platforms fall back to), got the languages ["fr"]`,
+	`FAIL Metadata/Name: conformance: Metadata.Name (name) must have a non-empty "en" entry (the language platforms fall back to), got the languages ["fr"]`,
 	`FAIL SendMessage/EmptyTo: conformance: SendMessage with an empty 'to' must fail with INVALID_ARGUMENT and reason INVALID_PHONE_NUMBER or INVALID_REQUEST, got success (message_id "broken-1" to "")`,
 	`FAIL ValidateConfig/MissingConfig: conformance: ValidateConfig without a config must fail with INVALID_ARGUMENT and reason INVALID_REQUEST, got UNIMPLEMENTED without a google.rpc.ErrorInfo`,
 	`FAIL Errors/ErrorInfo: conformance: every error of an SmsConnector RPC must carry a google.rpc.ErrorInfo`,

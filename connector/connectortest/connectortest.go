@@ -12,16 +12,19 @@
 //		})
 //	}
 //
-// The suite is modelled on the Go CDK's pubsub/drivertest. Each rule is a subtest that makes
-// its own Harness, so subtests share no state and can be run alone with go test -run. A failure
-// starts with "conformance:" and names the contract rule the connector broke. The rules:
+// Each rule is a subtest that makes its own Harness, so subtests share no state and can be run
+// alone with go test -run. A failure starts with "conformance:" and names the contract rule the
+// connector broke, or the Harness hook that is the likely cause. The rules that need no Harness
+// (Metadata, the judgement of ValidateConfig's answers, the receipt, the shape of an error) are
+// the same rules, with the same names, that package conformance checks over the wire. The rules:
 //
-//   - Metadata: a non-empty ID; Name and Description with an "en" entry and BCP 47 keys;
-//     unique, labelled, typed FormItems; a ConfigSchema with "type": "object"; a
-//     ConfigTemplate that ValidateConfig accepts; known, unrepeated UsageTypes.
-//   - ValidateConfig: no violations for valid configurations; violations, never a Go error
-//     or a panic, for anything that is not a JSON object; the Harness's InvalidConfigs
-//     reported with their fields; a template without {{code}} flagged with a field path.
+//   - Metadata: a non-empty ID; Name and Description with an "en" entry and BCP 47 keys
+//     (connector.ValidLocale); unique, labelled, typed FormItems; a ConfigSchema with "type":
+//     "object"; a ConfigTemplate; known, unrepeated UsageTypes.
+//   - ValidateConfig: no violations for valid configurations and for Metadata.ConfigTemplate;
+//     violations naming fields for {}; violations, never a Go error or a panic, for anything
+//     that is not a JSON object; the Harness's InvalidConfigs reported with their fields; a
+//     template without {{code}} flagged with a field path.
 //   - TemplateSelection: the exact usage type's template, else Generic, else
 //     TEMPLATE_NOT_FOUND; by locale, the exact tag (case-insensitively), then its language,
 //     then the template without a locale. A connector whose ValidateConfig already rejects a
@@ -36,7 +39,7 @@
 //     connector.CountSegments says of the delivered body.
 //   - Context: CANCELLED for a cancelled context and PROVIDER_TIMEOUT for an expired deadline,
 //     with nothing delivered; with a Staller, the same reasons for a Send blocked in the
-//     vendor, which must return, and the connector usable afterwards.
+//     vendor, which must return, nothing delivered for it, and the connector usable afterwards.
 //   - Concurrency: 32 concurrent Sends (with Metadata and ValidateConfig calls among them)
 //     all delivered as rendered, with unique MessageIDs.
 //
@@ -85,30 +88,39 @@ type InvalidConfig struct {
 }
 
 // Harness is what a connector's test provides to the suite. The suite makes one Harness per
-// subtest and calls Close when the subtest ends.
+// subtest and calls Close when the subtest ends. The suite believes its hooks: a hook that
+// breaks the rule stated on it makes a conforming connector fail, and then the failure message
+// names the hook ("Harness.Config", "Staller.Stall") as the likely cause.
 type Harness interface {
-	// MakeConnector returns a fresh connector under test. If it implements io.Closer the
-	// suite closes it at the end of the subtest, before the Harness.
+	// MakeConnector returns a fresh connector under test, sharing no state with the
+	// connectors of other subtests. If it implements io.Closer the suite closes it at the end
+	// of the subtest, before the Harness.
 	MakeConnector(ctx context.Context, t *testing.T) (connector.SmsConnector, error)
 
 	// Config returns a configuration (a JSON object) for the connector whose templates are
-	// exactly templates, in that order, and whose other fields are valid. The suite varies the
-	// templates to test selection, fallback and rendering; a list the connector's own rules
-	// reject (a template without {{code}}, no fallback) must still be returned as given.
+	// exactly templates, in that order, and whose other fields are valid: with templates that
+	// carry {{code}} and a Generic fallback, ValidateConfig must accept it and Send must
+	// deliver with it. The suite varies the templates to test selection, fallback and
+	// rendering; a list the connector's own rules reject (a template without {{code}}, no
+	// fallback) must still be returned as given.
 	Config(t *testing.T, templates []connector.Template) json.RawMessage
 
 	// Delivered returns every message the connector delivered since the Harness was made, in
-	// the order they were delivered; later calls return the earlier messages first
-	// (append-only). Twilio: the emulator's Messages(); console: the JSON lines it wrote.
+	// the order they were delivered, each once and with its exact body. It only grows: later
+	// calls return the earlier messages first. A message counts as delivered when the vendor
+	// accepted it, not when it was attempted. Twilio: the emulator's Messages(); console: the
+	// JSON lines it wrote.
 	Delivered(t *testing.T) []Delivery
 
 	// InvalidConfigs returns configurations that are invalid for reasons of the connector's
 	// own fields (a malformed account id, a missing credential), each with the field that
-	// must be reported. The suite adds the connector-neutral cases itself (not an object, bad
-	// JSON, a template without {{code}}). It may return none.
+	// ValidateConfig and Send's INVALID_CONFIG error must both name. The suite adds the
+	// connector-neutral cases itself (not an object, bad JSON, a template without {{code}}). It
+	// may return none.
 	InvalidConfigs(t *testing.T) []InvalidConfig
 
-	// Close releases what the Harness holds (an emulator, a temporary file).
+	// Close releases what the Harness holds (an emulator, a temporary file), releasing any
+	// stall first.
 	Close()
 }
 
@@ -118,18 +130,23 @@ type HarnessMaker func(ctx context.Context, t *testing.T) (Harness, error)
 
 // Staller is an optional interface of a Harness whose vendor can be made to hang. With it the
 // suite checks that a Send blocked in the vendor returns once its context is cancelled or its
-// deadline passes, with reason CANCELLED or PROVIDER_TIMEOUT. Without it those subtests are
-// skipped.
+// deadline passes, with reason CANCELLED or PROVIDER_TIMEOUT, and that the connector then still
+// delivers. Without it those subtests are skipped.
 type Staller interface {
-	// Stall makes every later request to the vendor hang until release is called (or the
-	// Harness is closed). release must be safe to call more than once.
+	// Stall makes every later request to the vendor hang, unanswered, until release is called
+	// (or the Harness is closed); after release, requests are answered at once again. A
+	// stalled request is never delivered, even after release: the Send that made it has
+	// returned with an error, so a delivery would be one the caller was told did not happen
+	// (and would show in Delivered as a second message of the next Send). release must be
+	// safe to call more than once.
 	Stall(t *testing.T) (release func())
 }
 
 // BodyLimiter is an optional interface of a Harness whose connector accepts rendered bodies
 // of a length other than DefaultMaxBodyLength.
 type BodyLimiter interface {
-	// MaxBodyLength returns the longest rendered body, in characters, the connector accepts.
+	// MaxBodyLength returns the longest rendered body, in characters, the connector accepts;
+	// one more must fail with MESSAGE_TOO_LONG.
 	MaxBodyLength() int
 }
 

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 // catches it. flawNone is the conforming reference connector.
 type flaw string
 
-// The flaws. Each breaks exactly one rule of the contract.
+// The flaws. Each breaks exactly one rule of the contract, or of a Harness hook.
 const (
 	flawNone                   flaw = "none"
 	flawNoGenericFallback      flaw = "noGenericFallback"      // only the exact usage type's template is used
@@ -46,6 +46,7 @@ const (
 	flawReexpands              flaw = "reexpands"              // the rendered body is rendered a second time
 	flawIgnoresLocale          flaw = "ignoresLocale"          // the first template of the usage type is used whatever the locale
 	flawConfigMissingAsInvalid flaw = "configMissingAsInvalid" // an empty config is INVALID_CONFIG, not CONFIG_MISSING
+	flawDeliversStalled        flaw = "deliversStalled"        // the harness delivers a stalled request on release
 )
 
 // maxBody is the reference connector's body limit, the suite's default.
@@ -60,7 +61,8 @@ type memConnector struct {
 	mu        sync.Mutex
 	delivered []connectortest.Delivery
 	sent      int
-	gate      chan struct{} // non-nil while stalled; closed on release
+	gate      chan struct{}            // non-nil while stalled; closed on release
+	abandoned []connectortest.Delivery // stalled requests whose Send gave up
 }
 
 // memConfig is the reference connector's configuration.
@@ -204,6 +206,9 @@ func (c *memConnector) send(ctx context.Context, msg *connector.Message) (*conne
 			select {
 			case <-gate:
 			case <-ctx.Done():
+				c.mu.Lock()
+				c.abandoned = append(c.abandoned, connectortest.Delivery{To: msg.To, Body: body})
+				c.mu.Unlock()
 				return nil, ctxErr(ctx)
 			}
 		}
@@ -260,6 +265,9 @@ func (c *memConnector) stall() (release func()) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		close(gate)
+		if c.flaw == flawDeliversStalled {
+			c.delivered = append(c.delivered, c.abandoned...)
+		}
 		if c.gate == gate {
 			c.gate = nil
 		}
@@ -362,7 +370,7 @@ func TestSuiteCatchesBrokenConnectors(t *testing.T) {
 		{flaw: flawPlainErrors, failing: "Errors/ConfigMissing/nil",
 			message: "Send with an empty Config (nil) must fail with a *connector.Error of reason CONFIG_MISSING, got a *errors.errorString that is not a *connector.Error"},
 		{flaw: flawMetadataNoEnglish, failing: "Metadata/Name",
-			message: `Metadata.Name must have a non-empty "en" entry`},
+			message: `Metadata.Name (name) must have a non-empty "en" entry`},
 		{flaw: flawIgnoresCancel, failing: "Context/Cancelled",
 			message: "Send with an already cancelled context must fail with reason CANCELLED, got success"},
 		{flaw: flawIgnoresStalledCancel, failing: "Context/StalledCancel", timeout: "6s",
@@ -372,17 +380,19 @@ func TestSuiteCatchesBrokenConnectors(t *testing.T) {
 		{flaw: flawWrongSegments, failing: "Receipt/GSM-7_two_segments",
 			message: "Receipt.Segments must be the segment count of the delivered body (connector.CountSegments: 2), got 1"},
 		{flaw: flawNoReceiptTo, failing: "Receipt/GSM-7_single_segment",
-			message: `Receipt.To must echo the E.164 recipient "+14155550123", got ""`},
+			message: `Send of a valid message: Receipt.To (to) must echo the recipient in E.164, "+14155550123", got ""`},
 		{flaw: flawNoLengthLimit, failing: "Errors/MessageTooLong",
-			message: "Send whose rendered body is 1601 characters, over the limit of 1600, must fail with reason MESSAGE_TOO_LONG, got success"},
+			message: "Send whose rendered body is 1601 characters, over the limit of 1600 (DefaultMaxBodyLength; a connector with another limit says so with BodyLimiter), must fail with reason MESSAGE_TOO_LONG, got success"},
 		{flaw: flawValidateErrors, failing: "ValidateConfig/NotAnObject/array",
-			message: "ValidateConfig must report a config that is not a JSON object as violations, not fail"},
+			message: `ValidateConfig must answer a config that is not a JSON object (the config "[]") with violations, not fail`},
 		{flaw: flawAcceptsMissingCode, failing: "ValidateConfig/MissingCode/second_template",
-			message: "ValidateConfig must flag a template without {{code}} (second template)"},
+			message: "ValidateConfig must flag a template without {{code}}, it reports no violation for the config"},
 		{flaw: flawReexpands, failing: "Rendering/code_that_looks_like_a_placeholder",
 			message: `must not expand placeholders inside the code (a rendered value is never rendered again); Send must deliver the body "{{locale}} en", delivered "en en"`},
 		{flaw: flawIgnoresLocale, failing: "TemplateSelection/Locale/exact",
 			message: `Send of a SignIn message for locale "fr" must use the template of exactly that locale, and must deliver the body "signin/fr 123456", delivered "signin 123456"`},
+		{flaw: flawDeliversStalled, failing: "Context/StalledCancel",
+			message: "2 were delivered since the stall (if one is the request Staller.Stall held, the Harness broke its rule: a stalled request is never delivered, even after release)"},
 		{flaw: flawConfigMissingAsInvalid, failing: "Errors/ConfigMissing/empty",
 			message: "Send with an empty Config (empty) must fail with reason CONFIG_MISSING, got reason INVALID_CONFIG"},
 	}

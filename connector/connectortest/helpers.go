@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/sms-connector/sms-connector/connector"
+	"github.com/sms-connector/sms-connector/internal/contract"
 )
 
 // recipient is the E.164 number the suite sends to, unless a rule needs several. It is not one
@@ -67,15 +67,29 @@ func (e *env) send(t *testing.T, ctx context.Context, m *connector.Message) (*co
 	return res.r, res.err
 }
 
-// validate calls ValidateConfig; a panic fails the test.
-func (e *env) validate(t *testing.T, cfg []byte) (vs []connector.Violation, err error) {
+// validate calls ValidateConfig on cfg, which what describes, and returns the violations. A
+// Go error or a panic fails the test: ValidateConfig reports every problem of a configuration
+// as violations.
+func (e *env) validate(t *testing.T, cfg []byte, what string) (vs []connector.Violation) {
 	t.Helper()
 	defer func() {
 		if p := recover(); p != nil {
-			t.Fatalf("conformance: ValidateConfig must not panic, it panicked on %s with: %v", show(cfg), p)
+			t.Fatalf("conformance: ValidateConfig must not panic, it panicked on %s (%s) with: %v", what, show(cfg), p)
 		}
 	}()
-	return e.c.ValidateConfig(t.Context(), cfg)
+	vs, err := e.c.ValidateConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("conformance: ValidateConfig must answer %s (%s) with violations, not fail; got %v", what, show(cfg), err)
+	}
+	return vs
+}
+
+// report fails the test with each problem a contract rule found.
+func report(t *testing.T, p contract.Problems) {
+	t.Helper()
+	for _, s := range p {
+		t.Errorf("conformance: %s", s)
+	}
 }
 
 // deliveredSince returns what the connector delivered after the first mark deliveries.
@@ -95,14 +109,18 @@ func (e *env) sendOK(t *testing.T, rule string, m *connector.Message) (*connecto
 	mark := len(e.h.Delivered(t))
 	r, err := e.send(t, t.Context(), m)
 	if err != nil {
-		t.Fatalf("conformance: %s must succeed, got %s", rule, describe(err))
+		hint := ""
+		if ce := (*connector.Error)(nil); errors.As(err, &ce) && ce.Reason == connector.ReasonInvalidConfig {
+			hint = " (the config came from Harness.Config, whose fields other than templates must be valid)"
+		}
+		t.Fatalf("conformance: %s must succeed, got %s%s", rule, contract.Describe(err), hint)
 	}
 	if r == nil {
 		t.Fatalf("conformance: %s must return a receipt, got a nil *connector.Receipt and no error", rule)
 	}
 	got := e.deliveredSince(t, mark)
 	if len(got) != 1 {
-		t.Fatalf("conformance: %s must deliver exactly one message, delivered %d", rule, len(got))
+		t.Fatalf("conformance: %s must deliver exactly one message, Harness.Delivered reports %d", rule, len(got))
 	}
 	return r, got[0]
 }
@@ -136,57 +154,12 @@ func checkReason(t *testing.T, rule string, r *connector.Receipt, err error, wan
 	if err == nil {
 		t.Fatalf("conformance: %s must fail with reason %s, got success (receipt %+v)", rule, want, r)
 	}
-	var ce *connector.Error
-	if !errors.As(err, &ce) {
-		t.Fatalf("conformance: %s must fail with a *connector.Error of reason %s, got a %T that is not a *connector.Error: %v",
-			rule, want, err, err)
-	}
-	if ce.Reason != want {
-		t.Fatalf("conformance: %s must fail with reason %s, got reason %s: %v", rule, want, ce.Reason, err)
-	}
-	if strings.TrimSpace(ce.Message) == "" {
-		t.Errorf("conformance: %s: the *connector.Error of reason %s must have a Message an operator can act on, it is empty", rule, want)
+	ce, p := contract.Failure(rule, err, want)
+	report(t, p)
+	if ce == nil {
+		t.FailNow()
 	}
 	return ce
-}
-
-// describe says what an unexpected error is, naming its reason when it has one.
-func describe(err error) string {
-	var ce *connector.Error
-	if errors.As(err, &ce) {
-		return fmt.Sprintf("reason %s: %v", ce.Reason, err)
-	}
-	return fmt.Sprintf("a %T that is not a *connector.Error: %v", err, err)
-}
-
-// fields returns the field paths of vs.
-func fields(vs []connector.Violation) []string {
-	out := make([]string, len(vs))
-	for i, v := range vs {
-		out[i] = v.Field
-	}
-	return out
-}
-
-// hasField reports whether some violation of vs is about field.
-func hasField(vs []connector.Violation, field string) bool {
-	for _, v := range vs {
-		if v.Field == field {
-			return true
-		}
-	}
-	return false
-}
-
-// checkDescriptions fails the test for every violation without a description.
-func checkDescriptions(t *testing.T, cfg []byte, vs []connector.Violation) {
-	t.Helper()
-	for _, v := range vs {
-		if strings.TrimSpace(v.Description) == "" {
-			t.Errorf("conformance: every violation must have a Description an operator can act on; the violation of field %q for %s has none",
-				v.Field, show(cfg))
-		}
-	}
 }
 
 // show renders a configuration for a failure message, cut short when long.
