@@ -124,3 +124,20 @@ func reasonOf(err error) string {
 	info, _ := details(status.Convert(err))
 	return info.GetReason()
 }
+
+// TestRecipientWithoutPlus: as the proto documents, a recipient written without "+" (and
+// with spaces, dashes, dots or parentheses) gets the "+" added and is sent in E.164; the
+// response and the message Twilio received both carry the normalised number.
+func TestRecipientWithoutPlus(t *testing.T) {
+	s := newStack(t)
+	for _, to := range []string{"14155550123", "1 (415) 555-0123", "1.415.555.0123"} {
+		resp, err := s.client.SendMessage(context.Background(), request(t, to))
+		if err != nil {
+			t.Fatalf("%q: %v", to, err)
+		}
+		msgs := s.emu.Messages()
+		if resp.GetTo() != "+14155550123" || msgs[len(msgs)-1].To != "+14155550123" {
+			t.Errorf("%q: response to %q, Twilio got %q; want +14155550123", to, resp.GetTo(), msgs[len(msgs)-1].To)
+		}
+	}
+}

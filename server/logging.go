@@ -250,11 +250,11 @@ func (s *Server) lifetimeStream(srv any, ss grpc.ServerStream, _ *grpc.StreamSer
 }
 
 // recovered turns a panic into INTERNAL (reason INTERNAL, generic message) and logs the panic
-// with its stack at error level; neither reaches the caller.
+// (phone numbers masked) with its stack at error level; neither reaches the caller.
 func (s *Server) recovered(ctx context.Context, p any) error {
 	s.log.Error("panic in an RPC handler; the caller gets INTERNAL",
 		append(zapFields(logging.ExtractFields(ctx)),
-			zap.String("panic", fmt.Sprint(p)),
+			zap.String("panic", redactPhones(fmt.Sprint(p))),
 			zap.Stack("stack"))...)
 	return Status(connector.Errorf(connector.ReasonInternal, msgInternal)).Err()
 }
