@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // PatternCodeInBody matches a {{code}} placeholder, so that a template carries the code. It is
@@ -35,14 +36,18 @@ type ConfigReader struct {
 
 // ReadConfig decodes a connector's JSON configuration with read and returns the result when no
 // violation was found; otherwise nil and every violation. Empty input and invalid JSON are
-// reported here, at the path "" (the configuration itself); read gets valid JSON, checks that it
-// is an object, and reports everything else through r.
+// reported here, at the path "" (the configuration itself), and so is text that is not UTF-8
+// (encoding/json would quietly turn each bad byte into U+FFFD, changing a credential or a
+// template); read gets valid JSON, checks that it is an object, and reports everything else
+// through r.
 func ReadConfig[T any](raw json.RawMessage, read func(r *ConfigReader, raw json.RawMessage) *T) (*T, []Violation) {
 	r := &ConfigReader{}
 	var v *T
 	switch {
 	case len(bytes.TrimSpace(raw)) == 0:
 		r.Add("", "is empty: the configuration must be a JSON object")
+	case !utf8.Valid(raw):
+		r.Add("", "is not valid UTF-8: the configuration must be JSON text in UTF-8")
 	case !json.Valid(raw):
 		r.Add("", "is not valid JSON: the configuration must be a JSON object")
 	default:

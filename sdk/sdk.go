@@ -7,7 +7,9 @@
 //     the vendor's own;
 //   - a standalone gRPC service (package server): TCP or a unix socket, health, reflection,
 //     one JSON log line per RPC on stderr, the AIP-193 error model, graceful drain on SIGINT
-//     and SIGTERM, caller authentication (TLS, mutual TLS, a bearer token);
+//     and SIGTERM (--shutdown-grace, default 30s; then the RPCs still running are cancelled
+//     and each answers with its status), caller authentication (TLS, mutual TLS, a bearer
+//     token);
 //   - the same defences around every vendor's connector (see Defend): idempotent sends, an
 //     abuse guard against SMS pumping, segment and concurrency limits;
 //   - plugin mode (package smsplugin), chosen by itself when a plugin host starts the binary:
@@ -122,8 +124,10 @@ const PluginCommand = "plugin"
 // mode, with the field "address" (as --listen takes it): scripts and tests wait for it.
 const ServingMessage = "sms-connector serving"
 
-// ShutdownGrace bounds how long in-flight RPCs may take to finish once the binary is told to
-// stop (SIGTERM, SIGINT in service mode, GRPCController.Shutdown in plugin mode).
+// ShutdownGrace is the default of --shutdown-grace: how long in-flight RPCs may take to finish
+// once the binary is told to stop (SIGTERM, SIGINT in service mode, GRPCController.Shutdown in
+// plugin mode). When it passes, the RPCs still running are cancelled and each answers its
+// caller with its status (a send: UNAVAILABLE, PROVIDER_OUTCOME_UNKNOWN; see server.Shutdown).
 const ShutdownGrace = 30 * time.Second
 
 // Binary is what a vendor tells the SDK: a name, how to build the connector, and optional
@@ -189,6 +193,7 @@ type options struct {
 	maxSegments        int
 	maxConcurrentSends int
 	gcPercent          int
+	shutdownGrace      time.Duration
 
 	// Observability (--metrics-listen, --otlp-endpoint); see telemetry.go.
 	telemetry telemetryOptions
@@ -292,6 +297,7 @@ func parseFlags(b Binary, name string, args []string, getenv func(string) string
 	fs.IntVar(&o.maxSegments, "max-segments", connector.DefaultMaxSegments, "most SMS segments one rendered message may take (MESSAGE_TOO_LONG beyond; 0: the vendor's limit only)")
 	fs.IntVar(&o.maxConcurrentSends, "max-concurrent-sends", limits.DefaultMaxConcurrent, "most sends in flight at once; one more is refused with RESOURCE_EXHAUSTED OVERLOADED (0: no limit)")
 	fs.IntVar(&o.gcPercent, "gc-percent", DefaultGCPercent, "garbage collector target, as GOGC: heap growth in percent between collections; higher trades memory for CPU (0: Go's default; the GOGC environment variable, when set, wins)")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", ShutdownGrace, "how long in-flight RPCs may run once the binary is told to stop; then each is cancelled and answers its caller with its status")
 	o.telemetry.register(fs)
 	if b.Flags != nil {
 		b.Flags(fs)
@@ -371,6 +377,8 @@ func parseFlags(b Binary, name string, args []string, getenv func(string) string
 		return nil, fmt.Errorf("--max-segments %d is negative (0: no limit but the vendor's)", o.maxSegments)
 	case o.maxConcurrentSends < 0:
 		return nil, fmt.Errorf("--max-concurrent-sends %d is negative (0: no limit)", o.maxConcurrentSends)
+	case o.shutdownGrace <= 0:
+		return nil, fmt.Errorf("--shutdown-grace %v: must be positive", o.shutdownGrace)
 	}
 	return o, nil
 }
@@ -490,7 +498,7 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 
 	if o.plugin {
 		logDefences(log, o, defences, policySource)
-		err := smsplugin.Serve(ctx, smsplugin.ServeOptions{Server: sopts, Stdout: stdout, Getenv: getenv, ShutdownGrace: ShutdownGrace})
+		err := smsplugin.Serve(ctx, smsplugin.ServeOptions{Server: sopts, Stdout: stdout, Getenv: getenv, ShutdownGrace: o.shutdownGrace})
 		if err != nil {
 			return fmt.Errorf("plugin: %w", err)
 		}
@@ -530,8 +538,8 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing in-flight RPCs", zap.Duration("grace", ShutdownGrace))
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	log.Info("shutting down: finishing in-flight RPCs", zap.Duration("grace", o.shutdownGrace))
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 	defer cancel()
 	srv.Shutdown(sctx)
 	// A stop that comes before Serve has started makes Serve return ErrServerStopped.

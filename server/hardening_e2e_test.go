@@ -312,9 +312,11 @@ func badInputs() []badInput {
 		{name: "`config_json` without `accountSID`", req: req(func(r *smsv1.SendMessageRequest, t *testing.T) {
 			r.Config, r.ConfigJson = nil, configJSON(t, func(m map[string]any) { delete(m, "accountSID") })
 		}), code: invalid, reason: "INVALID_CONFIG", field: "config_json.accountSID"},
-		{name: "`config_json` not UTF-8 (raw protobuf)", raw: rawWith(func(b []byte) []byte {
-			return appendString(b, fieldConfigJSON, `{"from": "+1500\xff5550006"}`)
-		}), code: invalid, reason: "INVALID_REQUEST", field: "config_json"},
+		{name: "`config_json` not UTF-8 (raw protobuf)", raw: func(t *testing.T, to string) []byte {
+			r := req(nil)(t, to)
+			r.Config = nil // alone, so that "together with config" cannot answer for it
+			return appendString(wire(t, r), fieldConfigJSON, "{\"from\": \"+1500\xff5550006\"}")
+		}, code: invalid, reason: "INVALID_REQUEST", field: "config_json"},
 		{name: "no config, and no default config on the server", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) { r.Config = nil }),
 			code: failed, reason: "CONFIG_MISSING"},
 		{name: "template rendering 11 segments of GSM-7 (over `--max-segments` 10)", req: withTemplates(tpl("Generic", strings.Repeat("x", 1590)+"{{code}}")),

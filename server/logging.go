@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -15,6 +16,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sms-connector/sms-connector/connector"
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
@@ -38,13 +41,15 @@ const (
 const msgStartedCall = "started call"
 
 // unaryInterceptors is the unary chain, outermost first: request fields into the context (the
-// logging interceptor reads them when the call starts), logging, caller authentication (when
+// logging interceptor reads them when the call starts), logging, the server's lifetime (see
+// lifetimeUnary: what the caller saw is what gets logged), caller authentication (when
 // Options ask for it; a refused call is logged with its reason), then recovery, so a panic is
 // logged as the INTERNAL it is turned into.
 func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
 	is := []grpc.UnaryServerInterceptor{
 		s.fieldsUnary,
 		logging.UnaryServerInterceptor(zapLogger(s.log), s.loggingOptions()...),
+		s.lifetimeUnary,
 	}
 	if s.auth != nil {
 		is = append(is, s.auth.unary())
@@ -57,6 +62,7 @@ func (s *Server) streamInterceptors() []grpc.StreamServerInterceptor {
 	is := []grpc.StreamServerInterceptor{
 		s.fieldsStream,
 		logging.StreamServerInterceptor(zapLogger(s.log), s.loggingOptions()...),
+		s.lifetimeStream,
 	}
 	if s.auth != nil {
 		is = append(is, s.auth.stream())
@@ -177,12 +183,78 @@ func (s *Server) fieldsStream(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 	return handler(srv, w)
 }
 
+// deadlineSlack is how close to its deadline a call may be cancelled and still count as
+// stopped by that deadline. A client whose deadline passes resets the stream (RST_STREAM
+// CANCEL) at the same moment the server's own timer for it fires, so the server sees one or
+// the other first; the caller saw DEADLINE_EXCEEDED either way.
+const deadlineSlack = 100 * time.Millisecond
+
+// lifetimeUnary runs the handler with a context that also ends when the server's grace period
+// does (see Shutdown), and returns the error as the caller sees it:
+//   - when the caller is gone (its deadline passed or it cancelled), the code is the one the
+//     caller's own gRPC library reported (DEADLINE_EXCEEDED or CANCELLED), whichever of the
+//     client's reset and the server's timer came first; a reason that only says the context
+//     ended (CANCELLED, PROVIDER_TIMEOUT) follows that code, any other keeps what the
+//     connector found. Nothing reaches the caller any more, so this is what the log records.
+//   - when Shutdown cancelled the call, a send that ended with CANCELLED is answered
+//     UNAVAILABLE with reason PROVIDER_OUTCOME_UNKNOWN: it may have reached the vendor, and a
+//     retry could send a second SMS.
+func (s *Server) lifetimeUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	hctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(s.life, func() { cancel(errShutdown) })
+	resp, err := handler(hctx, req)
+	stop()
+	cancel(nil)
+	if err == nil {
+		return resp, nil
+	}
+	switch {
+	case ctx.Err() != nil:
+		return resp, asCallerSaw(ctx, err)
+	case errors.Is(context.Cause(hctx), errShutdown) && info.FullMethod == smsv1.SmsConnector_SendMessage_FullMethodName &&
+		status.Code(err) == codes.Canceled:
+		ce := protoconv.ErrorFromStatus(err)
+		ce.Reason = connector.ReasonProviderOutcomeUnknown
+		ce.Message = "the server shut down before this send finished; the message may or may not have been sent"
+		return resp, Status(ce).Err()
+	}
+	return resp, err
+}
+
+// asCallerSaw is err, the status of a call whose caller is gone, with the code the caller saw;
+// see lifetimeUnary.
+func asCallerSaw(ctx context.Context, err error) error {
+	code, reason := codes.Canceled, connector.ReasonCancelled
+	if d, ok := ctx.Deadline(); errors.Is(ctx.Err(), context.DeadlineExceeded) || (ok && time.Until(d) < deadlineSlack) {
+		code, reason = codes.DeadlineExceeded, connector.ReasonProviderTimeout
+	}
+	ce := protoconv.ErrorFromStatus(err)
+	if ce.Reason == connector.ReasonCancelled || ce.Reason == connector.ReasonProviderTimeout {
+		ce.Reason = reason
+	}
+	st := Status(ce).Proto()
+	st.Code = int32(code)
+	return status.FromProto(st).Err()
+}
+
+// lifetimeStream runs a streaming handler (health Watch, reflection) with a context that also
+// ends when the server's grace period does, so that a stream cannot hold Shutdown.
+func (s *Server) lifetimeStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	hctx, cancel := context.WithCancelCause(ss.Context())
+	defer cancel(nil)
+	stop := context.AfterFunc(s.life, func() { cancel(errShutdown) })
+	defer stop()
+	w := middleware.WrapServerStream(ss)
+	w.WrappedContext = hctx
+	return handler(srv, w)
+}
+
 // recovered turns a panic into INTERNAL (reason INTERNAL, generic message) and logs the panic
-// with its stack at error level; neither reaches the caller.
+// (phone numbers masked) with its stack at error level; neither reaches the caller.
 func (s *Server) recovered(ctx context.Context, p any) error {
 	s.log.Error("panic in an RPC handler; the caller gets INTERNAL",
 		append(zapFields(logging.ExtractFields(ctx)),
-			zap.String("panic", fmt.Sprint(p)),
+			zap.String("panic", redactPhones(fmt.Sprint(p))),
 			zap.Stack("stack"))...)
 	return Status(connector.Errorf(connector.ReasonInternal, msgInternal)).Err()
 }

@@ -145,13 +145,21 @@ func TestLogNoSecrets(t *testing.T) {
 	if _, err := h.client.ValidateConfig(ctx, &smsv1.ValidateConfigRequest{Config: withSecret()}); err != nil {
 		t.Fatal(err)
 	}
+	// Each failure quotes the recipient, as a vendor's error text may ("The 'To' number ... is
+	// not valid"): the log must show it masked, wherever it is written.
 	for _, fail := range []func(context.Context, *connector.Message) (*connector.Receipt, error){
-		func(context.Context, *connector.Message) (*connector.Receipt, error) {
-			return nil, &connector.Error{Reason: connector.ReasonProviderAuthFailed, Message: "Twilio rejected the credentials", Err: errors.New("HTTP 401")}
+		func(_ context.Context, m *connector.Message) (*connector.Receipt, error) {
+			return nil, &connector.Error{Reason: connector.ReasonProviderAuthFailed, Message: "Twilio rejected the credentials",
+				Err: fmt.Errorf("HTTP 401 sending to %s (%s)", m.To, req.To)}
 		},
-		func(context.Context, *connector.Message) (*connector.Receipt, error) { panic("boom") },
-		func(context.Context, *connector.Message) (*connector.Receipt, error) {
-			return nil, errors.New("untyped")
+		func(_ context.Context, m *connector.Message) (*connector.Receipt, error) {
+			panic("boom sending to " + m.To + " (" + req.To + ")")
+		},
+		func(_ context.Context, m *connector.Message) (*connector.Receipt, error) {
+			return nil, fmt.Errorf("untyped: The 'To' number %s is not valid (%s)", m.To, req.To)
+		},
+		func(ctx context.Context, m *connector.Message) (*connector.Receipt, error) {
+			return nil, fmt.Errorf("stopped sending to %s: %w", m.To, context.Canceled)
 		},
 	} {
 		fake.setSend(fail)
@@ -173,7 +181,7 @@ func TestLogNoSecrets(t *testing.T) {
 	}
 	for _, e := range all {
 		text := e.Message + " " + fmt.Sprint(e.ContextMap()) + " " + e.Stack
-		for _, leak := range []string{secret, otp, "5005550006", "authToken"} {
+		for _, leak := range []string{secret, otp, "5005550006", "500 555 0006", "authToken"} {
 			if strings.Contains(text, leak) {
 				t.Errorf("log entry %q at %s contains %q: %s", e.Message, e.Level, leak, text)
 			}

@@ -21,6 +21,9 @@
 //	grpc.error (the status as the client sees it), error.reason,
 //	error.provider, error.provider_code                        -- failures only
 //
+// grpc.code is the code the caller saw: for a caller whose deadline passed or who cancelled,
+// DEADLINE_EXCEEDED or CANCELLED, as its own gRPC library reported it (see lifetimeUnary).
+//
 // Request and response payloads are never logged: a request's config holds credentials. The
 // cause of a connector.Error (its Err) is logged at debug level as error.cause; an error that
 // is not a *connector.Error, and a recovered panic with its stack, at error level.
@@ -110,7 +113,20 @@ type Server struct {
 	log    *zap.Logger
 	svc    *service
 	auth   *authenticator // nil: every caller gets in
+
+	// life is the parent of every RPC's context besides the caller's: Shutdown cancels it
+	// (with cause errShutdown) when its grace period ends, so that each RPC still running
+	// answers its caller with its own status.
+	life    context.Context
+	endLife context.CancelCauseFunc
 }
+
+// errShutdown is the cause of an RPC context that Shutdown cancelled.
+var errShutdown = errors.New("the server is shutting down")
+
+// cancelledRPCWait bounds how long Shutdown waits, once it has cancelled the RPCs still
+// running, for them to answer before it closes every connection.
+const cancelledRPCWait = 5 * time.Second
 
 // New builds the gRPC server for opts.Connector: the interceptor chain (request log fields,
 // logging, caller authentication, panic recovery), the SmsConnector service, grpc.health.v1
@@ -147,6 +163,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{health: health.NewServer(), log: svc.log, svc: svc, auth: authn}
+	s.life, s.endLife = context.WithCancelCause(context.Background())
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
 		grpc.ForceServerCodecV2(newRequestCodec(opts.ConfigCacheSize)),
@@ -245,8 +262,12 @@ func (s *Server) Serve(l net.Listener) error { return s.grpc.Serve(l) }
 
 // Shutdown stops the server gracefully: health turns NOT_SERVING (so load balancers and hosts
 // stop sending), listeners close, and in-flight RPCs finish before it returns. If ctx ends
-// first, the remaining RPCs are cancelled (Stop) and Shutdown returns once they are gone.
+// first, the contexts of the RPCs still running are cancelled, so that each answers its caller
+// with a status and ErrorInfo (a send stopped this way is UNAVAILABLE with reason
+// PROVIDER_OUTCOME_UNKNOWN: it may have reached the vendor); Shutdown waits up to
+// cancelledRPCWait for those answers, then closes every connection (Stop) and returns.
 func (s *Server) Shutdown(ctx context.Context) {
+	defer s.endLife(errShutdown)
 	s.health.Shutdown()
 	done := make(chan struct{})
 	go func() {
@@ -255,8 +276,17 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}()
 	select {
 	case <-done:
+		return
 	case <-ctx.Done():
-		s.log.Warn("shutdown deadline passed: cancelling the RPCs still running", zap.Error(ctx.Err()))
+	}
+	s.log.Warn("shutdown deadline passed: cancelling the RPCs still running", zap.Error(ctx.Err()))
+	s.endLife(errShutdown)
+	t := time.NewTimer(cancelledRPCWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.log.Warn("RPCs still running after their cancellation: closing every connection", zap.Duration("waited", cancelledRPCWait))
 		s.grpc.Stop()
 		<-done
 	}

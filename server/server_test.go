@@ -648,8 +648,8 @@ func TestShutdownDrains(t *testing.T) {
 	}
 }
 
-// TestShutdownDeadline: when Shutdown's context ends first, in-flight RPCs are cancelled and
-// Shutdown still returns.
+// TestShutdownDeadline: when Shutdown's context ends first, in-flight RPCs are cancelled, each
+// answers its caller with its status, and Shutdown returns.
 func TestShutdownDeadline(t *testing.T) {
 	entered := make(chan struct{})
 	fake := &fakeConnector{send: func(ctx context.Context, _ *connector.Message) (*connector.Receipt, error) {
@@ -681,8 +681,10 @@ func TestShutdownDeadline(t *testing.T) {
 	expired, cancel := context.WithCancel(context.Background())
 	cancel()
 	srv.Shutdown(expired)
-	if err := <-sent; err == nil {
-		t.Error("the in-flight send succeeded after a forced stop")
+	// The send was cancelled, not cut off: its caller gets a status with ErrorInfo, not the
+	// bare UNAVAILABLE of a closed connection.
+	if err := <-sent; status.Code(err) != codes.Unavailable || protoconv.ErrorInfoOf(err).GetReason() != string(connector.ReasonProviderOutcomeUnknown) {
+		t.Errorf("the in-flight send got %v, want UNAVAILABLE with reason PROVIDER_OUTCOME_UNKNOWN", err)
 	}
 	if err := <-served; err != nil {
 		t.Errorf("Serve = %v", err)

@@ -3,7 +3,9 @@ package protoconv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -75,10 +77,38 @@ const (
 	msgCanceled = "the request was cancelled"
 )
 
+// Bounds of what Status echoes, so that every error's trailers (the status message, and the
+// whole status again in grpc-status-details-bin, base64) stay well under the 8 KiB of
+// metadata that gRPC's C core, grpc-java and grpc-js accept by default, whatever the input:
+// a client whose limit is exceeded sees the stream reset (INTERNAL) and no ErrorInfo at all.
+// With these bounds the trailers of any error take at most about 6 KiB.
+const (
+	// MaxStatusMessageBytes bounds the status message, in bytes of UTF-8.
+	MaxStatusMessageBytes = 512
+	// MaxStatusViolations bounds how many violations a BadRequest lists; the status message
+	// says how many more there are. ValidateConfig, which answers in its response body, lists
+	// every problem.
+	MaxStatusViolations = 10
+	// MaxViolationFieldBytes bounds a BadRequest field path, in bytes.
+	MaxViolationFieldBytes = 80
+	// MaxViolationDescriptionBytes bounds a BadRequest description, in bytes.
+	MaxViolationDescriptionBytes = 128
+	// MaxMetadataValueBytes bounds each ErrorInfo metadata value, in bytes.
+	MaxMetadataValueBytes = 128
+)
+
+// ellipsis marks a cut string.
+const ellipsis = "…"
+
 // Status turns any error into the gRPC status a client receives (AIP-193): the code from the
 // reason table, the connector.Error's Message as the status message (never the text of its
 // cause), and details ErrorInfo{reason, domain, metadata provider/provider_code/more_info},
 // BadRequest when the error lists violations, RetryInfo when it has a RetryAfter.
+//
+// What it echoes is bounded (see MaxStatusMessageBytes and the others): a longer message,
+// field path, description or metadata value is cut on a UTF-8 boundary and ends with "…", and
+// a BadRequest lists the first MaxStatusViolations violations, the message then ending with
+// "(... and N more; ValidateConfig lists every problem)".
 //
 // An error without a *connector.Error in its chain becomes INTERNAL (reason INTERNAL) with a
 // generic message, except the context's own errors: context.DeadlineExceeded becomes
@@ -108,6 +138,14 @@ func Status(err error) *status.Status {
 	if msg == "" {
 		msg = strings.ToLower(strings.ReplaceAll(string(reason), "_", " "))
 	}
+	listed := ce.Violations
+	if len(listed) > MaxStatusViolations {
+		listed = listed[:MaxStatusViolations]
+		more := fmt.Sprintf(" (... and %d more; ValidateConfig lists every problem)", len(ce.Violations)-len(listed))
+		msg = truncateUTF8(msg, MaxStatusMessageBytes-len(more)) + more
+	} else {
+		msg = truncateUTF8(msg, MaxStatusMessageBytes)
+	}
 
 	info := &errdetails.ErrorInfo{Reason: string(reason), Domain: ErrorDomain}
 	for k, v := range map[string]string{MetaProvider: ce.Provider, MetaProviderCode: ce.ProviderCode, MetaMoreInfo: ce.MoreInfo} {
@@ -115,15 +153,16 @@ func Status(err error) *status.Status {
 			if info.Metadata == nil {
 				info.Metadata = make(map[string]string, 3)
 			}
-			info.Metadata[k] = v
+			info.Metadata[k] = truncateUTF8(v, MaxMetadataValueBytes)
 		}
 	}
 	details := []protoadapt.MessageV1{info}
-	if len(ce.Violations) > 0 {
+	if len(listed) > 0 {
 		br := &errdetails.BadRequest{}
-		for _, v := range ce.Violations {
+		for _, v := range listed {
 			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
-				Field: v.Field, Description: v.Description,
+				Field:       truncateUTF8(v.Field, MaxViolationFieldBytes),
+				Description: truncateUTF8(v.Description, MaxViolationDescriptionBytes),
 			})
 		}
 		details = append(details, br)
@@ -137,6 +176,19 @@ func Status(err error) *status.Status {
 		return withDetails
 	}
 	return st // the details are plain messages and always marshal; keep code and message anyway
+}
+
+// truncateUTF8 returns s if it has at most n bytes, else its longest prefix that ends on a
+// character boundary and, with an ellipsis appended, has at most n bytes.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := max(n-len(ellipsis), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
 }
 
 // ErrorFromStatus is the reverse of Status: it turns the error of a call to an SmsConnector
