@@ -107,6 +107,16 @@ func TestPumpingSimulation(t *testing.T) {
 			legitFlows: true,
 		},
 		{
+			// +44 901 23xxxxxx: UK premium-rate prefixes with a digit too many, which have no
+			// number type to deny, and which networks routing by prefix may still deliver.
+			name:       "over-long premium-rate numbers",
+			number:     func(i int) string { return fmt.Sprintf("+4490123%06d", i) },
+			numberType: phonenumbers.UNKNOWN,
+			wantSent:   0,
+			wantReason: map[connector.Reason]int{connector.ReasonInvalidPhoneNumber: attacks},
+			legitFlows: true,
+		},
+		{
 			// +44 74xx xx0000: one number in each of 10,000 mobile ranges, which no prefix
 			// window sees: the global budget stops it, and its breaker then stops everyone.
 			name:       "spread over 10,000 mobile ranges",
@@ -218,5 +228,32 @@ func TestPumpingSimulation(t *testing.T) {
 				t.Errorf("a send after the breaker tripped: %v, want RATE_LIMITED", err)
 			}
 		})
+	}
+}
+
+// TestTwilioMagicNumbersPassDefaultPolicy: every test number of the emulator (and of Twilio's
+// test credentials) is a valid number to libphonenumber, so the default policy lets each reach
+// the vendor, which gives its documented answer.
+func TestTwilioMagicNumbersPassDefaultPolicy(t *testing.T) {
+	srv := twiliotest.NewServer()
+	t.Cleanup(srv.Close)
+	tw, err := twilio.New(twilio.Options{APIURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tw.Close() })
+	g, err := guard.New(tw, guard.DefaultPolicy(), guard.WithClock(frozenClock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := sandboxConfig(t)
+	for i, to := range []string{twiliotest.FromValid, twiliotest.ToInvalid, twiliotest.ToUnreachable, twiliotest.ToNoGeoPermission,
+		twiliotest.ToOptedOut, twiliotest.ToNotMobile, twiliotest.ToLandline} {
+		_, err := g.Send(context.Background(), &connector.Message{
+			To: to, UsageType: connector.UsageSignIn, Payload: connector.Payload{Code: "123456"}, Config: cfg,
+		})
+		if n := srv.Requests(); n != i+1 {
+			t.Errorf("%s: the emulator got %d requests, want %d: the guard refused it (%v)", to, n, i+1, err)
+		}
 	}
 }
