@@ -31,8 +31,8 @@ type Template struct {
 // golang.org/x/text/language's Matcher among the templates whose tag has the asked base
 // language (after canonicalisation: "iw" is "he", "nb" is "no"), so zh-TW finds zh-Hant (before
 // zh or zh-Hans), pt-BR finds pt, fr-CA finds fr; a tag of another base language never matches,
-// however close the Matcher finds it (nn and nb, ms and id). Among equally good templates the
-// first listed wins. ValidateConfig reports a usage type that step 3 or 4 cannot serve (see
+// however close the Matcher finds it (nn and nb, ms and id). Among templates the Matcher rates
+// alike, the first listed wins. ValidateConfig reports a usage type that step 3 or 4 cannot serve (see
 // ConfigReader.TemplateList), so that a locale without templates still gets a default.
 func SelectTemplate(templates []Template, usage UsageType, locale string) (*Template, error) {
 	i, err := SelectTemplateIndex(templates, usage, locale)
