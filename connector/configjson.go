@@ -176,6 +176,9 @@ type TemplateRules struct {
 //   - locale, when given and not empty, is a BCP 47 tag (ValidLocale, at most MaxLocaleLength);
 //   - no two templates share a usage type and a locale (compared case-insensitively), since
 //     only one of them would ever be used;
+//   - a usage type whose templates all carry a locale has a template without one to fall back
+//     to, of its own or Generic, so that a send in another locale or none gets a default
+//     rather than TEMPLATE_NOT_FOUND (see SelectTemplate for the order);
 //   - fields other than TemplateFields are reported, to catch typos.
 func (r *ConfigReader) TemplateList(fields map[string]json.RawMessage, name string, rules TemplateRules) []Template {
 	raw, ok := fields[name]
@@ -257,6 +260,14 @@ func (r *ConfigReader) TemplateList(fields map[string]json.RawMessage, name stri
 			}
 		}
 		out = append(out, t)
+	}
+	for _, u := range usagesWithoutDefault(out) {
+		if u == UsageGeneric {
+			r.Add(name, "has Generic templates only with a locale: a Generic send, or one of a usage type without templates of its own, in any other locale or without one would fail with TEMPLATE_NOT_FOUND; add a Generic template without locale")
+			continue
+		}
+		r.Add(name, "has %s templates only with a locale, and no %s or Generic template without one: a %s send in any other locale or without one would fail with TEMPLATE_NOT_FOUND; add a template without locale for %s or Generic",
+			u, u, u, u)
 	}
 	return out
 }

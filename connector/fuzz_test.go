@@ -5,10 +5,13 @@ import (
 	"errors"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"golang.org/x/text/language"
 )
 
 // The fuzz targets of package connector. Each has seeds here (f.Add) and a committed corpus in
@@ -227,10 +230,13 @@ func oracleValue(name string, p Payload) string {
 	return ""
 }
 
-// FuzzSelectTemplate: SelectTemplate never panics; it fails with TEMPLATE_NOT_FOUND exactly
-// when no template has the usage type or Generic; otherwise it returns one of the given
-// templates, of the usage type if any has it, else Generic, with the best locale by Logto's
-// order (exact tag, then language, then none, then the first), the first of equals.
+// FuzzSelectTemplate: SelectTemplate never panics, returns one of the given templates or
+// TEMPLATE_NOT_FOUND, and follows its documented order, step by step: the usage type in the
+// asked locale (the first such template), then in its language; Generic likewise; the usage
+// type without a locale; Generic without a locale (the first such template each). A language
+// step may pick any template of the asked base language, or pass when x/text's Matcher rates
+// them all No; a template of another language is never chosen, and TEMPLATE_NOT_FOUND comes
+// exactly when no step has a candidate.
 //
 // spec lists templates one per line as "usageType|locale".
 func FuzzSelectTemplate(f *testing.F) {
@@ -239,6 +245,10 @@ func FuzzSelectTemplate(f *testing.F) {
 		{"Generic|\nGeneric|fr\nGeneric|fr-CA", "Register", "FR-ca"},
 		{"SignIn|de\nSignIn|en", "SignIn", ""},
 		{"SignIn|de\nSignIn|en", "SignIn", "es"},
+		{"SignIn|de\nSignIn|fr\nGeneric|\nGeneric|es", "SignIn", "es"},
+		{"SignIn|de\nSignIn|fr\nGeneric|\nGeneric|es", "SignIn", "ja"},
+		{"SignIn|zh\nSignIn|zh-Hant\nSignIn|", "SignIn", "zh-TW"},
+		{"Generic|nb\nSignIn|", "SignIn", "nn"},
 		{"Register|", "SignIn", "en"},
 		{"", "Generic", ""},
 		{"Generic|pt_BR\nGeneric|pt", "Generic", "pt-PT"},
@@ -255,67 +265,89 @@ func FuzzSelectTemplate(f *testing.F) {
 			}
 		}
 		got, err := SelectTemplate(ts, UsageType(usage), locale)
-		want := UsageType(usage)
-		if !hasUsage(ts, want) {
-			want = UsageGeneric
-		}
-		if !hasUsage(ts, want) {
-			if ReasonOf(err) != ReasonTemplateNotFound || got != nil {
-				t.Fatalf("no candidate: got %v, %v; want TEMPLATE_NOT_FOUND", got, err)
-			}
-			return
-		}
-		if err != nil {
-			t.Fatalf("SelectTemplate: %v", err)
-		}
 		idx := -1
-		for i := range ts {
-			if &ts[i] == got {
-				idx = i
+		if err == nil {
+			for i := range ts {
+				if &ts[i] == got {
+					idx = i
+				}
+			}
+			if idx < 0 {
+				t.Fatalf("SelectTemplate returned %p, not one of the given templates", got)
+			}
+		} else if ReasonOf(err) != ReasonTemplateNotFound || got != nil {
+			t.Fatalf("SelectTemplate: %v, %v; the only failure is TEMPLATE_NOT_FOUND", got, err)
+		}
+		for _, s := range templateSteps(ts, UsageType(usage), locale) {
+			switch {
+			case len(s.candidates) == 0:
+				continue
+			case !s.byLanguage:
+				if idx != s.candidates[0] {
+					t.Fatalf("chose templates[%d] (%v), want templates[%d] (%v): step %q", idx, got, s.candidates[0], ts[s.candidates[0]], s.name)
+				}
+				return
+			case slices.Contains(s.candidates, idx):
+				return
+			}
+			// A language step passed over: the Matcher must rate every candidate No.
+			tags := make([]language.Tag, len(s.candidates))
+			for i, c := range s.candidates {
+				tags[i], _ = language.All.Parse(ts[c].Locale)
+			}
+			asked, _ := language.All.Parse(strings.ReplaceAll(locale, "_", "-"))
+			if _, best, c := language.NewMatcher(tags).Match(asked); c != language.No {
+				t.Fatalf("chose templates[%d] (%v), but step %q had templates[%d] (%v, confidence %v)", idx, got, s.name, s.candidates[best], ts[s.candidates[best]], c)
 			}
 		}
-		if idx < 0 {
-			t.Fatalf("SelectTemplate returned %p, not one of the given templates", got)
-		}
-		if got.UsageType != want {
-			t.Fatalf("chose usage type %q, want %q", got.UsageType, want)
-		}
-		best := -1
-		for i := range ts {
-			if ts[i].UsageType == want && (best < 0 || localeRank(ts[i].Locale, locale) < localeRank(ts[best].Locale, locale)) {
-				best = i
-			}
-		}
-		if idx != best {
-			t.Fatalf("chose templates[%d] (locale %q), want templates[%d] (locale %q) for locale %q", idx, got.Locale, best, ts[best].Locale, locale)
+		if err == nil {
+			t.Fatalf("chose templates[%d] (%v), which no step allows", idx, got)
 		}
 	})
 }
 
-// hasUsage reports whether a template of ts has usage type u.
-func hasUsage(ts []Template, u UsageType) bool {
-	for _, t := range ts {
-		if t.UsageType == u {
-			return true
-		}
-	}
-	return false
+// templateStep is one step of SelectTemplate's order and its candidates, indexes into the
+// templates in list order.
+type templateStep struct {
+	name       string
+	candidates []int
+	byLanguage bool // any candidate may be chosen, or none when the Matcher rates all No
 }
 
-// localeRank orders a template's locale for a wanted locale: 0 the exact tag, 1 the same
-// language, 2 no locale, 3 anything else (lower is better).
-func localeRank(have, want string) int {
-	lang := func(tag string) string {
-		l, _, _ := strings.Cut(strings.ReplaceAll(tag, "_", "-"), "-")
-		return l
+// templateSteps lists SelectTemplate's steps for a send of usage type u in locale.
+func templateSteps(ts []Template, u UsageType, locale string) []templateStep {
+	var steps []templateStep
+	usages := []UsageType{u, UsageGeneric}
+	if locale != "" {
+		want := strings.ReplaceAll(locale, "_", "-")
+		asked, _ := language.All.Parse(want)
+		askedBase, _ := asked.Base()
+		for _, u := range usages {
+			exact := templateStep{name: string(u) + " in the locale"}
+			lang := templateStep{name: string(u) + " in its language", byLanguage: true}
+			for i, t := range ts {
+				if t.UsageType != u || t.Locale == "" {
+					continue
+				}
+				if strings.EqualFold(t.Locale, want) {
+					exact.candidates = append(exact.candidates, i)
+				}
+				tag, _ := language.All.Parse(t.Locale)
+				if base, _ := tag.Base(); asked != language.Und && tag != language.Und && base == askedBase {
+					lang.candidates = append(lang.candidates, i)
+				}
+			}
+			steps = append(steps, exact, lang)
+		}
 	}
-	switch {
-	case want != "" && strings.EqualFold(have, want):
-		return 0
-	case want != "" && have != "" && strings.EqualFold(lang(have), lang(want)):
-		return 1
-	case have == "":
-		return 2
+	for _, u := range usages {
+		none := templateStep{name: string(u) + " without a locale"}
+		for i, t := range ts {
+			if t.UsageType == u && t.Locale == "" {
+				none.candidates = append(none.candidates, i)
+			}
+		}
+		steps = append(steps, none)
 	}
-	return 3
+	return steps
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"golang.org/x/text/language"
 )
 
 // Template is one message template of a connector configuration, in Logto's shape: a usage type,
@@ -20,10 +22,23 @@ type Template struct {
 	Locale string `json:"locale,omitempty"`
 }
 
-// SelectTemplate picks the template for usage and locale with Logto's rules: templates of the
-// exact usage type, else of Generic, else TEMPLATE_NOT_FOUND. Among those, the exact locale tag
-// (case-insensitive), then one of the same language ("fr" for "fr-CA", or "fr-FR" for "fr"), then
-// one without a locale, then the first.
+// SelectTemplate picks the template for usage and locale (a BCP 47 tag; "_" is read as "-"),
+// trying in this order and taking the first step that finds one:
+//
+//  1. a template of usage in the asked locale (the same tag, case-insensitively), then one of
+//     usage in the asked locale's language;
+//  2. a Generic template in the asked locale, then one in its language;
+//  3. a template of usage without a locale;
+//  4. a Generic template without a locale;
+//  5. else TEMPLATE_NOT_FOUND: a template in another language is never sent.
+//
+// Steps 1 and 2 apply only when locale is not empty. "Its language" is decided by
+// golang.org/x/text/language's Matcher among the templates whose tag has the asked base
+// language (after canonicalisation: "iw" is "he", "nb" is "no"), so zh-TW finds zh-Hant (before
+// zh or zh-Hans), pt-BR finds pt, fr-CA finds fr; a tag of another base language never matches,
+// however close the Matcher finds it (nn and nb, ms and id). Among templates the Matcher rates
+// alike, the first listed wins. ValidateConfig reports a usage type that step 3 or 4 cannot serve (see
+// ConfigReader.TemplateList), so that a locale without templates still gets a default.
 func SelectTemplate(templates []Template, usage UsageType, locale string) (*Template, error) {
 	i, err := SelectTemplateIndex(templates, usage, locale)
 	if err != nil {
@@ -33,68 +48,110 @@ func SelectTemplate(templates []Template, usage UsageType, locale string) (*Temp
 }
 
 // SelectTemplateIndex is SelectTemplate returning the index of the chosen template, so that a
-// connector can find what it prepared for it (a CompiledTemplate at the same index). It does
-// not allocate unless it fails.
+// connector can find what it prepared for it (a CompiledTemplate at the same index). It
+// allocates only to match by language or to fail.
 func SelectTemplateIndex(templates []Template, usage UsageType, locale string) (int, error) {
-	for _, u := range [2]UsageType{usage, UsageGeneric} {
-		if i := pickLocale(templates, u, locale); i >= 0 {
-			return i, nil
-		}
-	}
-	return -1, Errorf(ReasonTemplateNotFound, "no template for usage type %s and no Generic template", usage)
-}
-
-// pickLocale chooses among the templates of usage type u by locale and returns its index, or
-// -1 when no template has usage type u.
-func pickLocale(ts []Template, u UsageType, locale string) int {
-	first, noLocale := -1, -1
+	usages := [2]UsageType{usage, UsageGeneric}
 	if locale != "" {
-		lang := language(locale)
-		sameLang := -1
-		for i := range ts {
-			if ts[i].UsageType != u {
-				continue
+		locale = strings.ReplaceAll(locale, "_", "-")
+		asked, parsed := language.Und, false
+		for _, u := range usages {
+			if i := exactLocale(templates, u, locale); i >= 0 {
+				return i, nil
 			}
-			if first < 0 {
-				first = i
+			if !parsed {
+				asked, parsed = parseLocale(locale), true
 			}
-			switch l := ts[i].Locale; {
-			case strings.EqualFold(l, locale):
-				return i
-			case sameLang < 0 && l != "" && strings.EqualFold(language(l), lang):
-				sameLang = i
-			case noLocale < 0 && l == "":
-				noLocale = i
-			}
-		}
-		if sameLang >= 0 {
-			return sameLang
-		}
-	} else {
-		for i := range ts {
-			if ts[i].UsageType != u {
-				continue
-			}
-			if first < 0 {
-				first = i
-			}
-			if ts[i].Locale == "" {
-				return i
+			if i := sameLanguage(templates, u, asked); i >= 0 {
+				return i, nil
 			}
 		}
 	}
-	if noLocale >= 0 {
-		return noLocale
+	for _, u := range usages {
+		for i := range templates {
+			if templates[i].UsageType == u && templates[i].Locale == "" {
+				return i, nil
+			}
+		}
 	}
-	return first
+	if locale == "" {
+		return -1, Errorf(ReasonTemplateNotFound, "no template without a locale for usage type %s or Generic", usage)
+	}
+	return -1, Errorf(ReasonTemplateNotFound,
+		"no template for usage type %s or Generic in the asked locale's language, and none of them without a locale", usage)
 }
 
-// language returns the primary language subtag of a BCP 47 tag ("pt" of "pt-BR" or "pt_BR").
-func language(tag string) string {
-	if i := strings.IndexAny(tag, "-_"); i >= 0 {
-		return tag[:i]
+// exactLocale returns the index of the first template of usage type u whose locale is tag,
+// compared case-insensitively, or -1.
+func exactLocale(ts []Template, u UsageType, tag string) int {
+	for i := range ts {
+		if ts[i].UsageType == u && ts[i].Locale != "" && strings.EqualFold(ts[i].Locale, tag) {
+			return i
+		}
 	}
-	return tag
+	return -1
+}
+
+// sameLanguage returns the index of the template of usage type u in the language of asked that
+// language.Matcher finds best, or -1 when none has asked's base language or the Matcher rates
+// them all No.
+func sameLanguage(ts []Template, u UsageType, asked language.Tag) int {
+	if asked == language.Und {
+		return -1
+	}
+	base, _ := asked.Base()
+	var tags []language.Tag
+	var idx []int
+	for i := range ts {
+		if ts[i].UsageType != u || ts[i].Locale == "" {
+			continue
+		}
+		t := parseLocale(ts[i].Locale)
+		if b, _ := t.Base(); t == language.Und || b != base {
+			continue
+		}
+		tags, idx = append(tags, t), append(idx, i)
+	}
+	if len(tags) == 0 {
+		return -1
+	}
+	_, best, conf := language.NewMatcher(tags).Match(asked)
+	if conf == language.No {
+		return -1
+	}
+	return idx[best]
+}
+
+// parseLocale reads a BCP 47 tag in its canonical form, or returns language.Und when it names
+// no language x/text knows. A tag with an unknown subtag beyond the language keeps the rest
+// ("en-abcde" is en).
+func parseLocale(s string) language.Tag {
+	t, _ := language.All.Parse(s)
+	return t
+}
+
+// usagesWithoutDefault returns, in UsageTypes order, the usage types of ts that some locale
+// would find no template for (SelectTemplate's steps 3 and 4 find none): each of their
+// templates carries a locale, and no Generic template is without one. Templates of an
+// unknown usage type are ignored.
+func usagesWithoutDefault(ts []Template) []UsageType {
+	localised := map[UsageType]bool{} // usage type -> every template so far has a locale
+	for _, t := range ts {
+		if t.UsageType.Valid() {
+			every, seen := localised[t.UsageType]
+			localised[t.UsageType] = (every || !seen) && t.Locale != ""
+		}
+	}
+	if every, seen := localised[UsageGeneric]; seen && !every {
+		return nil // a Generic template without a locale serves every usage type
+	}
+	var out []UsageType
+	for _, u := range UsageTypes() {
+		if localised[u] {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // Render replaces each {{name}} in content with its value from p: "code", "locale", or a dotted

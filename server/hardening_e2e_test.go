@@ -684,3 +684,51 @@ func TestAbuseRefusalOverGRPC(t *testing.T) {
 		t.Errorf("the emulator got %d requests, %d messages; want 2 and 1", s.emu.Requests(), len(s.emu.Messages()))
 	}
 }
+
+// TestPremiumRateNumbersOverGRPC: with the binary's default policy, premium-rate numbers are
+// refused before Twilio, COUNTRY_NOT_PERMITTED when libphonenumber calls them premium rate,
+// INVALID_PHONE_NUMBER (BadRequest field "to") when a digit too many leaves them without a
+// type; ordinary mobiles of the same countries are sent.
+func TestPremiumRateNumbersOverGRPC(t *testing.T) {
+	s := newHardStack(t, binaryDefences(), twilio.Options{})
+	ctx := context.Background()
+	tests := []struct {
+		to     string
+		code   codes.Code
+		reason string
+	}{
+		{"+19002345678", codes.FailedPrecondition, "COUNTRY_NOT_PERMITTED"},
+		{"+499001234567", codes.FailedPrecondition, "COUNTRY_NOT_PERMITTED"},
+		{"+449012345678", codes.FailedPrecondition, "COUNTRY_NOT_PERMITTED"},
+		{"+1900234567890", codes.InvalidArgument, "INVALID_PHONE_NUMBER"},
+		{"+4990012345678", codes.InvalidArgument, "INVALID_PHONE_NUMBER"},
+		{"+4490123456789", codes.InvalidArgument, "INVALID_PHONE_NUMBER"},
+		{"+4915123456789", codes.OK, ""},
+		{"+447400123456", codes.OK, ""},
+	}
+	sent := 0
+	for _, tt := range tests {
+		_, err := s.client.SendMessage(ctx, req(nil)(t, tt.to))
+		st := status.Convert(err)
+		info, _ := details(st)
+		if tt.code == codes.OK {
+			if err != nil {
+				t.Errorf("%s: %v, want it sent", tt.to, err)
+			}
+			sent++
+			continue
+		}
+		if st.Code() != tt.code || info == nil || info.Reason != tt.reason {
+			t.Errorf("%s: %s %v, want %s %s", tt.to, st.Code(), info, tt.code, tt.reason)
+		}
+		if tt.reason == "INVALID_PHONE_NUMBER" && !hasField(st, "to") {
+			t.Errorf("%s: no BadRequest for field to: %v", tt.to, st.Details())
+		}
+		if strings.Contains(st.Message(), strings.TrimPrefix(tt.to, "+")) {
+			t.Errorf("%s: the status message carries the number: %q", tt.to, st.Message())
+		}
+	}
+	if n := s.emu.Requests(); n != sent {
+		t.Errorf("the emulator got %d requests, want %d (the mobiles only)", n, sent)
+	}
+}

@@ -23,8 +23,9 @@ func baseTemplates() []connector.Template {
 	}
 }
 
-// localeTemplates exercise locale selection: per usage type, the exact tag, then its language,
-// then the template without a locale. Every body names the template it came from.
+// localeTemplates exercise locale selection in connector.SelectTemplate's order: the usage type
+// in the locale, then in its language; Generic likewise; then the usage type's template without
+// a locale, then Generic's. Every body names the template it came from.
 func localeTemplates() []connector.Template {
 	return []connector.Template{
 		tpl(connector.UsageSignIn, "signin {{code}}"),
@@ -160,9 +161,10 @@ func missingCodeCases() []missingCodeCase {
 	}
 }
 
-// testTemplateSelection checks Logto's template semantics through what is delivered: the exact
-// usage type, else Generic, else TEMPLATE_NOT_FOUND; by locale, the exact tag, then its
-// language, then a template without a locale.
+// testTemplateSelection checks Logto's template semantics, extended by locale as
+// connector.SelectTemplate documents, through what is delivered: the usage type in the locale
+// or its language, Generic in the locale or its language, the usage type without a locale,
+// Generic without a locale, else TEMPLATE_NOT_FOUND.
 func testTemplateSelection(t *testing.T, newHarness HarnessMaker) {
 	t.Run("ExactUsageType", func(t *testing.T) {
 		templates := []connector.Template{
@@ -237,7 +239,7 @@ func testTemplateSelection(t *testing.T, newHarness HarnessMaker) {
 			{"region falls back to language", connector.UsageSignIn, "fr-CA", "signin/fr", "must fall back to a template of the same language"},
 			{"language matches a regional template", connector.UsageSignIn, "pt", "signin/pt-BR", "must fall back to a template of the same language"},
 			{"unknown locale", connector.UsageSignIn, "de", "signin", "with no template of that language must use the template without a locale"},
-			{"usage type before locale", connector.UsageSignIn, "es", "signin", "must prefer its own usage type's template without a locale over a Generic template in that locale"},
+			{"locale before usage type", connector.UsageSignIn, "es", "generic/es", "must prefer a Generic template in that locale over its own usage type's template without a locale"},
 			{"generic fallback with locale", connector.UsageRegister, "fr-FR", "generic/fr", "without its own template must use the Generic template of that language"},
 		}
 		for _, tc := range cases {

@@ -6,6 +6,9 @@
 //   - a destination the policy does not permit, by region or calling code (allow and deny
 //     lists) or by number type (premium rate, shared cost, fixed line, ... as libphonenumber
 //     classifies the number): COUNTRY_NOT_PERMITTED, which waiting does not change;
+//   - a number libphonenumber's numbering plan says cannot exist (Policy.RefuseInvalidNumbers,
+//     on by default), such as a premium-rate prefix with a digit too many, which has no type
+//     the number-type policy could deny: INVALID_PHONE_NUMBER;
 //   - a sliding-window limit per recipient, per client IP, per number range (the number
 //     without its last digits, which catches sequential-number pumping), or the global send
 //     budget, whose exhaustion trips a breaker that refuses every send for one window:
@@ -131,12 +134,14 @@ func New(next connector.SmsConnector, o Options) (*Guard, error) {
 
 // Send checks msg against the policy and sends it through the guarded connector only when
 // it passes. Refusals are *connector.Error with reason COUNTRY_NOT_PERMITTED (destination or
-// number type; no RetryAfter), INVALID_PHONE_NUMBER (RefuseInvalidNumbers only) or
-// RATE_LIMITED (a window is full or the breaker is open; RetryAfter says when to try again).
-// A failure of the Store is INTERNAL and nothing is sent: the guard fails closed.
+// number type; no RetryAfter), INVALID_PHONE_NUMBER (a number that cannot exist, when
+// Policy.RefuseInvalidNumbers is on; a violation of field "to") or RATE_LIMITED (a window is
+// full or the breaker is open; RetryAfter says when to try again). A nil msg is
+// INVALID_REQUEST. A failure of the Store is INTERNAL and nothing is sent: the guard fails
+// closed.
 func (g *Guard) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
 	if msg == nil {
-		return g.Next.Send(ctx, msg)
+		return nil, connector.Errorf(connector.ReasonInvalidRequest, "no message to send")
 	}
 	to := msg.To
 	if n, err := connector.NormalizePhone(to); err == nil {
@@ -253,25 +258,29 @@ func (d *destination) where() string {
 	}
 }
 
-// checkDestination applies the country lists, the number-type policy and, when asked, the
-// validity check. The region is looked up only when a region list needs it.
+// checkDestination applies, in this order, the country lists, the validity check (when the
+// policy asks for it) and the number-type policy, so that a destination the lists refuse gets
+// the same answer whatever libphonenumber thinks of the number. The region is looked up only
+// when a region list needs it.
 func (g *Guard) checkDestination(d *destination) error {
 	notPermitted := func(why string) error {
 		return &connector.Error{Reason: connector.ReasonCountryNotPermitted, Message: why}
 	}
 	parsed := d.number != nil
-	if g.policy.RefuseInvalidNumbers && !d.valid() {
-		return &connector.Error{
-			Reason:  connector.ReasonInvalidPhoneNumber,
-			Message: "the recipient is not a valid phone number for " + d.where() + " (libphonenumber's numbering plan)",
-		}
-	}
 	if parsed && (g.denyCodes[d.callingCode] || (len(g.denyRegions) > 0 && g.denyRegions[d.regionCode()])) {
 		return notPermitted("the connector's policy does not permit SMS to " + d.where())
 	}
 	if len(g.allowRegions)+len(g.allowCodes) > 0 &&
 		!(parsed && (g.allowCodes[d.callingCode] || (len(g.allowRegions) > 0 && g.allowRegions[d.regionCode()]))) {
 		return notPermitted("the connector's policy permits SMS only to its allowed countries, not to " + d.where())
+	}
+	if g.policy.RefuseInvalidNumbers && !d.valid() {
+		why := "is not a valid phone number for " + d.where() + " (libphonenumber's numbering plan: wrong length or unassigned range)"
+		return &connector.Error{
+			Reason:     connector.ReasonInvalidPhoneNumber,
+			Message:    "the recipient " + why,
+			Violations: []connector.Violation{{Field: "to", Description: why}},
+		}
 	}
 	if t, deny := g.denyTypes[d.numberType]; deny && parsed {
 		return notPermitted(fmt.Sprintf("the connector's policy does not permit SMS to %s numbers (%s)", t.words(), d.where()))

@@ -31,6 +31,16 @@ const (
 	intlNetwork   = "+8823451234567" // +882 international networks, VOIP
 	ukDramaRange  = "+447700900123"  // Ofcom's range for drama: not a valid number
 	twilioMagicTo = "+15005550006"   // US, PERSONAL_NUMBER
+	deMobile      = "+4915123456789" // DE, MOBILE
+
+	// Premium-rate numbers of the right length, PREMIUM_RATE, and the same prefixes with a
+	// digit too many, which libphonenumber calls invalid (UNKNOWN type).
+	usPremium        = "+19002345678"
+	dePremium        = "+499001234567"
+	ukPremium901     = "+449012345678"
+	usPremiumTooLong = "+1900234567890"
+	dePremiumTooLong = "+4990012345678"
+	ukPremiumTooLong = "+4490123456789"
 )
 
 func TestDestinationPolicy(t *testing.T) {
@@ -57,9 +67,18 @@ func TestDestinationPolicy(t *testing.T) {
 		{"default: UK fixed line", def, ukFixed, connector.ReasonCountryNotPermitted, "fixed-line numbers"},
 		{"default: German shared cost", def, deSharedCost, connector.ReasonCountryNotPermitted, "shared-cost numbers"},
 		{"default: +882 network", def, intlNetwork, connector.ReasonCountryNotPermitted, "calling code +882"},
-		{"default: invalid number passes", def, ukDramaRange, "", ""},
-		{"refuse invalid numbers", with(func(p *Policy) { p.RefuseInvalidNumbers = true }), ukDramaRange, connector.ReasonInvalidPhoneNumber, "not a valid phone number"},
-		{"refuse invalid numbers: valid passes", with(func(p *Policy) { p.RefuseInvalidNumbers = true }), ukMobile, "", ""},
+		{"default: German mobile", def, deMobile, "", ""},
+		{"default: US premium rate", def, usPremium, connector.ReasonCountryNotPermitted, "premium-rate numbers (region US (+1))"},
+		{"default: German premium rate", def, dePremium, connector.ReasonCountryNotPermitted, "premium-rate numbers (region DE (+49))"},
+		{"default: UK premium rate 901", def, ukPremium901, connector.ReasonCountryNotPermitted, "premium-rate numbers (region GB (+44))"},
+		{"default: over-long US premium rate", def, usPremiumTooLong, connector.ReasonInvalidPhoneNumber, "not a valid phone number for calling code +1"},
+		{"default: over-long German premium rate", def, dePremiumTooLong, connector.ReasonInvalidPhoneNumber, "not a valid phone number for region DE (+49)"},
+		{"default: over-long UK premium rate", def, ukPremiumTooLong, connector.ReasonInvalidPhoneNumber, "not a valid phone number for calling code +44"},
+		{"default: invalid number", def, ukDramaRange, connector.ReasonInvalidPhoneNumber, "not a valid phone number"},
+		{"invalid numbers allowed: drama range passes", with(func(p *Policy) { p.RefuseInvalidNumbers = false }), ukDramaRange, "", ""},
+		{"invalid numbers allowed: over-long premium rate passes", with(func(p *Policy) { p.RefuseInvalidNumbers = false }), ukPremiumTooLong, "", ""},
+		{"invalid numbers allowed: premium rate still denied", with(func(p *Policy) { p.RefuseInvalidNumbers = false }), ukPremium901, connector.ReasonCountryNotPermitted, "premium-rate"},
+		{"deny list answers before validity", with(func(p *Policy) { p.DenyCountries = []string{"+44"} }), ukPremiumTooLong, connector.ReasonCountryNotPermitted, "calling code +44"},
 		{"deny region", with(func(p *Policy) { p.DenyCountries = []string{"ng"} }), ngMobile, connector.ReasonCountryNotPermitted, "region NG (+234)"},
 		{"deny calling code", with(func(p *Policy) { p.DenyCountries = []string{"+44"} }), ukMobile, connector.ReasonCountryNotPermitted, "region GB (+44)"},
 		{"allow US: US", with(func(p *Policy) { p.AllowCountries = []string{"US"} }), usNumber, "", ""},
@@ -90,6 +109,9 @@ func TestDestinationPolicy(t *testing.T) {
 			}
 			if next.Calls() != 0 {
 				t.Errorf("the refused send reached the connector")
+			}
+			if tt.reason == connector.ReasonInvalidPhoneNumber && (len(e.Violations) != 1 || e.Violations[0].Field != "to") {
+				t.Errorf("violations %v, want one of field \"to\"", e.Violations)
 			}
 		})
 	}
@@ -394,7 +416,7 @@ func TestConcurrentSendsRespectLimits(t *testing.T) {
 }
 
 func TestPassThrough(t *testing.T) {
-	g, _, _ := newGuard(t, Options{Policy: DefaultPolicy()})
+	g, next, _ := newGuard(t, Options{Policy: DefaultPolicy()})
 	vs, err := g.ValidateConfig(context.Background(), nil)
 	if err != nil || len(vs) != 1 || vs[0].Description != "from next" {
 		t.Errorf("ValidateConfig: %v, %v", vs, err)
@@ -403,8 +425,12 @@ func TestPassThrough(t *testing.T) {
 	if err != nil || md.ID != "fake" {
 		t.Errorf("Metadata: %v, %v", md, err)
 	}
-	if _, err := g.Send(context.Background(), nil); err != nil { // the connector answers
-		t.Logf("nil message: %v", err)
+	r, err := g.Send(context.Background(), nil)
+	if r != nil || connector.ReasonOf(err) != connector.ReasonInvalidRequest {
+		t.Errorf("Send(nil) = %v, %v; want INVALID_REQUEST", r, err)
+	}
+	if n := next.Calls(); n != 0 {
+		t.Errorf("Send(nil) reached the connector %d times", n)
 	}
 	if _, err := New(nil, Options{Policy: DefaultPolicy()}); err == nil {
 		t.Error("New without a connector succeeded")

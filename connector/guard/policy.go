@@ -30,10 +30,15 @@ type Policy struct {
 	// SMS never goes to. A number whose type libphonenumber cannot tell apart, such as US
 	// numbers (FIXED_LINE_OR_MOBILE), is not refused by a FIXED_LINE entry.
 	DenyNumberTypes []NumberType `json:"denyNumberTypes"`
-	// RefuseInvalidNumbers refuses, with INVALID_PHONE_NUMBER, numbers libphonenumber's metadata
-	// says cannot exist. Off by default: the metadata lags new number ranges, so it would refuse
-	// some real users, while Twilio rejects a number that does not exist without charging
-	// (21211). Rate limits apply to such numbers either way.
+	// RefuseInvalidNumbers refuses, with INVALID_PHONE_NUMBER, numbers libphonenumber's
+	// numbering plan says cannot exist: an unassigned range, or a length the range does not
+	// have. On by default, because DenyNumberTypes sees only valid numbers: a premium-rate
+	// prefix with a digit too many (+1 900 234 567 890, +49 900 12345678, +44 901 23456789)
+	// has no type at all, and networks that route by prefix may still deliver it at the
+	// premium rate. Turning it off lets such numbers through to the vendor, limited only by
+	// the rate windows; do so only with an allow list of countries, and only when users of
+	// number ranges newer than the library's metadata are refused (the cure is a newer
+	// github.com/nyaruka/phonenumbers). Twilio's test numbers (+1 500 555 0xxx) are valid.
 	RefuseInvalidNumbers bool `json:"refuseInvalidNumbers"`
 	// Recipient limits the sends to one phone number.
 	Recipient []Limit `json:"recipient"`
@@ -154,6 +159,8 @@ func (t NumberType) words() string {
 //     +881, +882, +883) and international premium rate (+979), the classic toll-fraud
 //     destinations, where no ordinary user has a phone;
 //   - deny PREMIUM_RATE, SHARED_COST and FIXED_LINE numbers (where libphonenumber can tell);
+//   - refuse numbers libphonenumber says cannot exist (RefuseInvalidNumbers), so that an
+//     over-long premium-rate number cannot dodge the number-type policy;
 //   - per recipient 1 per 30s and 5 per hour;
 //   - per client IP 10 per minute and 50 per hour (raise them where many users share an
 //     address, such as carrier-grade NAT);
@@ -161,14 +168,15 @@ func (t NumberType) words() string {
 //   - a global budget of 1,000 sends per hour (set it to a few times your busiest hour).
 func DefaultPolicy() Policy {
 	return Policy{
-		DenyCountries:   []string{"+870", "+881", "+882", "+883", "+979"},
-		DenyNumberTypes: []NumberType{PremiumRate, SharedCost, FixedLine},
-		Recipient:       []Limit{{1, 30 * time.Second}, {5, time.Hour}},
-		ClientIP:        []Limit{{10, time.Minute}, {50, time.Hour}},
-		Prefix:          []Limit{{10, time.Hour}, {50, 24 * time.Hour}},
-		PrefixDigits:    4,
-		IPv6PrefixBits:  64,
-		Global:          Limit{1000, time.Hour},
+		DenyCountries:        []string{"+870", "+881", "+882", "+883", "+979"},
+		DenyNumberTypes:      []NumberType{PremiumRate, SharedCost, FixedLine},
+		RefuseInvalidNumbers: true,
+		Recipient:            []Limit{{1, 30 * time.Second}, {5, time.Hour}},
+		ClientIP:             []Limit{{10, time.Minute}, {50, time.Hour}},
+		Prefix:               []Limit{{10, time.Hour}, {50, 24 * time.Hour}},
+		PrefixDigits:         4,
+		IPv6PrefixBits:       64,
+		Global:               Limit{1000, time.Hour},
 	}
 }
 

@@ -16,14 +16,15 @@ func TestDefaultPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Policy{
-		DenyCountries:   []string{"+870", "+881", "+882", "+883", "+979"},
-		DenyNumberTypes: []NumberType{PremiumRate, SharedCost, FixedLine},
-		Recipient:       []Limit{{1, 30 * time.Second}, {5, time.Hour}},
-		ClientIP:        []Limit{{10, time.Minute}, {50, time.Hour}},
-		Prefix:          []Limit{{10, time.Hour}, {50, 24 * time.Hour}},
-		PrefixDigits:    4,
-		IPv6PrefixBits:  64,
-		Global:          Limit{1000, time.Hour},
+		DenyCountries:        []string{"+870", "+881", "+882", "+883", "+979"},
+		DenyNumberTypes:      []NumberType{PremiumRate, SharedCost, FixedLine},
+		RefuseInvalidNumbers: true,
+		Recipient:            []Limit{{1, 30 * time.Second}, {5, time.Hour}},
+		ClientIP:             []Limit{{10, time.Minute}, {50, time.Hour}},
+		Prefix:               []Limit{{10, time.Hour}, {50, 24 * time.Hour}},
+		PrefixDigits:         4,
+		IPv6PrefixBits:       64,
+		Global:               Limit{1000, time.Hour},
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("DefaultPolicy() = %+v", p)
@@ -55,6 +56,8 @@ func TestParsePolicy(t *testing.T) {
 				return reflect.DeepEqual(p.AllowCountries, []string{"US", "+44"}) && p.Global == Limit{50, 10 * time.Minute} &&
 					reflect.DeepEqual(p.Recipient, DefaultPolicy().Recipient)
 			}, ""},
+		{"invalid numbers refused unless turned off", `{"refuseInvalidNumbers": false}`,
+			func(p Policy) bool { return !p.RefuseInvalidNumbers && DefaultPolicy().RefuseInvalidNumbers }, ""},
 		{"null and [] clear a list", `{"recipient": null, "denyNumberTypes": [], "clientIP": []}`,
 			func(p Policy) bool { return p.Recipient == nil && len(p.DenyNumberTypes) == 0 && len(p.ClientIP) == 0 }, ""},
 		{"global max 0 disables the budget", `{"global": {"max": 0, "window": "0s"}}`, func(p Policy) bool { return p.Global == Limit{} }, ""},
@@ -91,7 +94,7 @@ func TestPolicyJSONRoundTrip(t *testing.T) {
 	p := DefaultPolicy()
 	p.AllowCountries = []string{"US", "+44"}
 	p.Recipient = nil
-	p.RefuseInvalidNumbers = true
+	p.RefuseInvalidNumbers = false // not the default: an explicit false must survive
 	b, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)

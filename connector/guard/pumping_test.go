@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/sms-connector/sms-connector/connector"
 	"github.com/sms-connector/sms-connector/connector/console"
 	"github.com/sms-connector/sms-connector/connector/guard"
+	"github.com/sms-connector/sms-connector/connector/twilio/twiliotest"
 	"github.com/sms-connector/sms-connector/internal/testutil"
 )
 
@@ -103,6 +105,16 @@ func TestPumpingSimulation(t *testing.T) {
 			numberType: phonenumbers.PREMIUM_RATE,
 			wantSent:   0,
 			wantReason: map[connector.Reason]int{connector.ReasonCountryNotPermitted: attacks},
+			legitFlows: true,
+		},
+		{
+			// +44 901 23xxxxxx: UK premium-rate prefixes with a digit too many, which have no
+			// number type to deny, and which networks routing by prefix may still deliver.
+			name:       "over-long premium-rate numbers",
+			number:     func(i int) string { return fmt.Sprintf("+4490123%06d", i) },
+			numberType: phonenumbers.UNKNOWN,
+			wantSent:   0,
+			wantReason: map[connector.Reason]int{connector.ReasonInvalidPhoneNumber: attacks},
 			legitFlows: true,
 		},
 		{
@@ -208,5 +220,29 @@ func TestPumpingSimulation(t *testing.T) {
 				t.Errorf("a send after the breaker tripped: %v, want RATE_LIMITED", err)
 			}
 		})
+	}
+}
+
+// TestTwilioMagicNumbersPassDefaultPolicy: every test number of the emulator (and of Twilio's
+// test credentials) is a valid number to libphonenumber, so the default policy, which refuses
+// invalid numbers, lets each reach the vendor (here the console connector).
+func TestTwilioMagicNumbersPassDefaultPolicy(t *testing.T) {
+	var out testutil.Buffer
+	g, err := guard.New(console.New(console.Options{Writer: &out}), guard.Options{Policy: guard.DefaultPolicy(), Now: frozenClock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := console.DefaultConfig()
+	numbers := []string{twiliotest.FromValid, twiliotest.ToInvalid, twiliotest.ToUnreachable, twiliotest.ToNoGeoPermission,
+		twiliotest.ToOptedOut, twiliotest.ToNotMobile, twiliotest.ToLandline}
+	for _, to := range numbers {
+		if _, err := g.Send(context.Background(), &connector.Message{
+			To: to, UsageType: connector.UsageSignIn, Payload: connector.Payload{Code: "123456"}, Config: cfg,
+		}); err != nil {
+			t.Errorf("%s: the guard refused it: %v", to, err)
+		}
+	}
+	if got := written(t, &out); !slices.Equal(got, numbers) {
+		t.Errorf("the vendor got %v, want %v", got, numbers)
 	}
 }

@@ -244,7 +244,9 @@ func TestParseConfigRules(t *testing.T) {
 		{"duplicate locale, other case", templates(generic, tpl("SignIn", "a {{code}}", "fr"), tpl("SignIn", "b {{code}}", "FR")), []string{"templates[2]"}, nil},
 		{"same usage, different locales", templates(generic, tpl("SignIn", "a {{code}}", "fr"), tpl("SignIn", "b {{code}}")), nil, nil},
 		{"no Generic is valid: a send without a template is TEMPLATE_NOT_FOUND", templates(tpl("SignIn", "{{code}}")), nil, nil},
-		{"localised Generic only", templates(tpl("Generic", "{{code}}", "fr")), nil, nil},
+		{"localised Generic only: no default for other locales", templates(tpl("Generic", "{{code}}", "fr")), []string{"templates"}, nil},
+		{"localised SignIn only: no default for other locales", templates(tpl("SignIn", "{{code}}", "de"), tpl("SignIn", "{{code}}", "fr")), []string{"templates"}, nil},
+		{"localised SignIn with a Generic default", templates(generic, tpl("SignIn", "{{code}}", "de"), tpl("Generic", "{{code}}", "es")), nil, nil},
 		{"every usage type without Generic", templates(nine...), nil, nil},
 		{"every usage type", templates(append(slices.Clone(nine), generic)...), nil, nil},
 

@@ -199,7 +199,8 @@ func TestSendPicksTemplateByLocale(t *testing.T) {
 		{connector.UsageRegister, "fr", "fr 42"},
 		{connector.UsageRegister, "es", "default 42"},
 		{connector.UsageSignIn, "de-AT", "de sign-in 42"},
-		{connector.UsageSignIn, "fr", "sign-in 42"},
+		{connector.UsageSignIn, "fr", "fr 42"}, // Generic in the locale before SignIn without one
+		{connector.UsageSignIn, "ja", "sign-in 42"},
 	}
 	for i, tt := range tests {
 		msg := message(cfg)
