@@ -1,13 +1,20 @@
-# sms-connector: every tool is pinned in tools/go.mod and run through `go tool`, so a fresh
-# machine needs only Go.
+# sms-connector. Tools (buf, protoc plugins, grpcurl, staticcheck) are pinned in tools/go.mod and
+# run through `go tool`; make test also needs Node.js 20 with npm (clients/node). `make help`
+# lists the targets.
 GO      ?= go
 TOOL    := $(GO) tool -modfile=tools/go.mod
 BIN     := bin/sms-connector
 LISTEN  ?= 127.0.0.1:50051
 
-.PHONY: all build run test lint generate check-generated tools clean node-deps test-node fuzz
+.PHONY: all help build run test quick lint generate check-generated tools clean node-deps test-node fuzz
 
+## all: lint, then test (the default target)
 all: lint test
+
+## help: list every target with what it does
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); i = index($$0, ": "); printf "  %-16s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2); next } \
+	      /^## / { sub(/^## /, ""); printf "  %-16s %s\n", "", $$0 }' $(firstword $(MAKEFILE_LIST))
 
 ## build: compile the service to bin/sms-connector and the black-box checker to bin/sms-conformance
 build:
@@ -19,10 +26,14 @@ run: build
 	./$(BIN) --sandbox --listen $(LISTEN)
 
 ## test: unit, emulator-backed and end-to-end tests (real gRPC, real grpcurl), with the race detector,
-## then the Node.js host test
+## then the Node.js host test (needs Node.js 20 and npm)
 test:
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-node
+
+## quick: the Go tests without the race detector and without Node.js, for the edit-test loop
+quick:
+	$(GO) test -count=1 -timeout 20m ./...
 
 ## node-deps: install clients/node's pinned packages (npm ci), again only when its lock changes;
 ## no package there needs an install script
@@ -56,6 +67,7 @@ check-generated: generate
 tools:
 	$(GO) build -modfile=tools/go.mod -o /dev/null github.com/bufbuild/buf/cmd/buf github.com/fullstorydev/grpcurl/cmd/grpcurl honnef.co/go/tools/cmd/staticcheck google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
 
+## clean: remove bin/
 clean:
 	rm -rf bin
 

@@ -1,7 +1,6 @@
 package sdk_test
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"sync"
@@ -131,13 +130,5 @@ func TestServiceModeDefences(t *testing.T) {
 	r.code <- 0
 	if !strings.Contains(r.logs(), `"level":"warn"`) || !strings.Contains(r.logs(), "abuse guard off (--no-guard)") {
 		t.Errorf("--no-guard is not warned about:\n%s", r.logs())
-	}
-}
-
-func TestExposedAddressRefused(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	code := sdk.Run(ctxFor(t), binary(&fake{}), []string{"--listen", "0.0.0.0:0"}, env{}.get, &stdout, &stderr)
-	if code != 1 || !strings.Contains(stderr.String(), "refusing to serve on 0.0.0.0:0") || strings.Contains(stderr.String(), sdk.ServingMessage) {
-		t.Errorf("exit %d:\n%s", code, stderr.String())
 	}
 }

@@ -421,6 +421,11 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 	if err != nil {
 		return err
 	}
+	if !o.plugin {
+		if err := checkExposure(ctx, o.listen, sec, o.insecure, log); err != nil {
+			return err
+		}
+	}
 	defences, policySource, err := defencesOf(o)
 	if err != nil {
 		return err
@@ -508,10 +513,6 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 	l, err := server.Listen(o.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
-	}
-	if err := checkExposure(o.listen, l, sec, o.insecure, log); err != nil {
-		l.Close()
-		return err
 	}
 	// The server comes after the listener: once built, it runs goroutines (its stream
 	// workers) that only Shutdown ends.

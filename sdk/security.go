@@ -1,10 +1,12 @@
 package sdk
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -62,32 +64,60 @@ func loadSecurity(o *options, log *zap.Logger) (*security, error) {
 
 // checkExposure refuses to serve on a network address other machines can reach when nothing
 // authenticates callers: anyone who could connect could send SMS at the operator's expense.
-// Loopback addresses and unix sockets (mode 0600) are local; --insecure overrides, for a
-// deployment where something in front of the server (a mesh, a gateway) authenticates.
-func checkExposure(listen string, l net.Listener, sec *security, insecure bool, log *zap.Logger) error {
-	tcp, ok := l.Addr().(*net.TCPAddr)
-	if !ok || tcp.IP.IsLoopback() {
+// It decides from the --listen address alone, before anything is bound, so that a refusal is
+// never hidden behind "address already in use". Loopback addresses and unix sockets (mode
+// 0600) are local; a host name is local when every address it resolves to is loopback;
+// --insecure overrides, for a deployment where something in front of the server (a mesh, a
+// gateway) authenticates.
+func checkExposure(ctx context.Context, listen string, sec *security, insecure bool, log *zap.Logger) error {
+	if !reachable(ctx, listen) {
 		return nil
-	}
-	addr := listen
-	if a := l.Addr().String(); a != listen {
-		addr += " (" + a + ")"
 	}
 	if sec.token != "" && sec.tls == nil {
 		log.Warn("the bearer token travels in clear text on a network address: add --tls-cert and --tls-key",
-			zap.String("address", addr))
+			zap.String("address", listen))
 	}
 	if sec.authenticates() {
 		return nil
 	}
 	if insecure {
 		log.Warn("serving without caller authentication on an address other machines can reach (--insecure): whoever can connect can send SMS",
-			zap.String("address", addr))
+			zap.String("address", listen))
 		return nil
 	}
 	return fmt.Errorf("refusing to serve on %s without caller authentication: it is not a loopback address, so anyone who can reach it could send SMS at your expense. "+
 		"Give --auth-token-file (a bearer token) and/or --tls-cert, --tls-key and --tls-client-ca (client certificates), "+
-		"or listen on loopback (127.0.0.1) or a unix socket, or pass --insecure if something in front of the server already authenticates callers", addr)
+		"or listen on loopback (127.0.0.1) or a unix socket, or pass --insecure if something in front of the server already authenticates callers", listen)
+}
+
+// reachable reports whether listen, as --listen takes it, names a TCP address other machines
+// may reach: every interface (":50051", "0.0.0.0:50051"), an address that is not loopback, or
+// a host name with an address that is not (or that does not resolve: listening fails then
+// anyway). A malformed address is left to the listener to report.
+func reachable(ctx context.Context, listen string) bool {
+	if strings.HasPrefix(listen, "unix:") {
+		return false
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return !ip.IsLoopback()
+	}
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return true
+	}
+	for _, a := range addrs {
+		if !a.Unmap().IsLoopback() {
+			return true
+		}
+	}
+	return false
 }
 
 // checkSecurityFlags reports flag combinations that cannot work, as usage errors.

@@ -174,7 +174,7 @@ var usageNames = []struct {
 	{"BindMfa", smsv1.UsageType_USAGE_TYPE_BIND_MFA},
 }
 
-// badInputs is the bad-input matrix. Its rows are also the table of the README's "Bad input"
+// badInputs is the bad-input matrix. Its rows are also the table of docs/errors.md "Bad input"
 // section, which TestBadInputMatrix checks.
 func badInputs() []badInput {
 	const (
@@ -378,11 +378,11 @@ func badInputs() []badInput {
 
 // TestBadInputMatrix sends every row of badInputs over gRPC to the binary's stack and checks
 // its code, reason and field, that nothing reached the emulator unless the row succeeds, that
-// no answer is UNKNOWN or carries a secret, that nothing panicked, and that the README's table
+// no answer is UNKNOWN or carries a secret, that nothing panicked, and that docs/errors.md
 // lists the row with the same code and reason.
 func TestBadInputMatrix(t *testing.T) {
 	s := newHardStack(t, binaryDefences(), twilio.Options{})
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/errors.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -448,7 +448,7 @@ func TestBadInputMatrix(t *testing.T) {
 			}
 			line := fmt.Sprintf("| %s | %s | %s |", row.name, codeName(row.code), reason)
 			if !strings.Contains(string(readme), line+"\n") {
-				t.Errorf("README.md lacks the row\n%s", line)
+				t.Errorf("docs/errors.md lacks the row\n%s", line)
 			}
 		})
 	}
@@ -459,7 +459,7 @@ func TestBadInputMatrix(t *testing.T) {
 	}
 }
 
-// codeName is a code as the README writes it: INVALID_ARGUMENT.
+// codeName is a code as docs/errors.md writes it: INVALID_ARGUMENT.
 func codeName(c codes.Code) string {
 	if c == codes.OK {
 		return "OK"

@@ -21,7 +21,7 @@ const protobuf = require('protobufjs');
 
 // The magic cookie: the connector refuses to start in plugin mode without it. The same values
 // are exported in Go (package smsplugin: MagicCookieKey, MagicCookieValue, Handshake()) and
-// written in the README. Not a secret: it only tells a binary it was started by a host.
+// written in docs/plugin.md. Not a secret: it only tells a binary it was started by a host.
 const MAGIC_COOKIE_KEY = 'SMS_CONNECTOR_PLUGIN';
 const MAGIC_COOKIE_VALUE = 'LcKKOnQsDcapWO4JN6CIqkdKiHuxjvyG';
 // go-plugin's core protocol version (first handshake field) and our app protocol version

@@ -319,6 +319,11 @@ func TestBinaryRefusesBadStartup(t *testing.T) {
 		{"unknown connector", []string{"--connector", "pigeon"}, nil, `unknown connector "pigeon": want twilio or console`},
 		{"sandbox of the console connector", []string{"--connector", "console", "--sandbox"}, nil, "--sandbox emulates Twilio"},
 		{"sandbox with an API URL", []string{"--sandbox", "--twilio-api-url", "http://127.0.0.1:1"}, nil, "drop --twilio-api-url"},
+		{"API URL without a scheme", []string{"--twilio-api-url", "127.0.0.1:4010"}, nil, `"127.0.0.1:4010" is not a base URL: want http://host:port`},
+		{"API URL with another scheme", nil, []string{"SMS_CONNECTOR_TWILIO_API_URL=ftp://127.0.0.1:4010"}, "SMS_CONNECTOR_TWILIO_API_URL"},
+		{"API URL with credentials", []string{"--twilio-api-url", "http://user:pass@127.0.0.1:4010"}, nil, "must not carry credentials"},
+		{"API URL with a path", []string{"--twilio-api-url", "http://127.0.0.1:4010/2010-04-01"}, nil, "scheme and host only"},
+		{"emulator with a stray argument", []string{"emulator", "now"}, nil, `unexpected argument "now"`},
 		{"console connector given a Twilio config", nil, []string{"SMS_CONNECTOR_CONNECTOR=console", "SMS_CONNECTOR_CONFIG=" + bad}, "accountSID"},
 	}
 	for _, tt := range tests {

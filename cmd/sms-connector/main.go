@@ -2,6 +2,10 @@
 // Twilio (the default), or the console connector for development (--connector console), which
 // writes each message to stderr instead of sending it.
 //
+// "sms-connector emulator [--listen ADDR]" serves only the Twilio emulator that --sandbox uses
+// (package twiliotest) and prints its URL and credentials, for pointing other Twilio clients,
+// or this binary's --twilio-api-url, at it.
+//
 // It is built on package sdk, as any vendor's connector binary is: it listens on TCP or a unix
 // socket, with health and reflection always on, or runs as a go-plugin plugin when a plugin
 // host starts it. Without a Twilio account, --sandbox starts the built-in Twilio emulator on
@@ -16,9 +20,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
+	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/sms-connector/sms-connector/connector"
 	"github.com/sms-connector/sms-connector/connector/console"
@@ -36,6 +46,12 @@ const (
 func connectorNames() []string { return []string{connectorTwilio, connectorConsole} }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == emulatorCommand {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := runEmulator(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	sdk.Main(newBinary())
 }
 
@@ -64,7 +80,7 @@ func newBinary() sdk.Binary {
 func (a *app) flags(fs *flag.FlagSet) {
 	fs.Var(&a.connector, "connector", "the connector to serve: "+strings.Join(connectorNames(), " or ")+" (console writes each message to stderr as a JSON line and sends nothing)")
 	fs.StringVar(&a.sandboxListen, "sandbox-listen", "127.0.0.1:0", "address of the sandbox Twilio emulator (with --sandbox)")
-	fs.StringVar(&a.twilioAPIURL, "twilio-api-url", "", "operator-only override of Twilio's API base URL (scheme://host[:port]), for a proxy or an emulator")
+	fs.Func("twilio-api-url", "operator-only override of Twilio's API base URL, http(s)://host[:port] (a proxy, or \"sms-connector "+emulatorCommand+"\")", a.setTwilioAPIURL)
 	fs.DurationVar(&a.twilioTimeout, "twilio-timeout", twilio.DefaultTimeout, "upper bound of one Twilio API call; the RPC deadline applies too")
 }
 
@@ -84,10 +100,29 @@ func (a *app) sandbox(_ context.Context, rt *sdk.Runtime) (json.RawMessage, func
 	return sandboxConfig(), emu.Close, nil
 }
 
+// setTwilioAPIURL accepts a base URL of the form http(s)://host[:port], saying so when it is
+// not one (a bare "127.0.0.1:4010" is the usual mistake).
+func (a *app) setTwilioAPIURL(v string) error {
+	u, err := url.Parse(v)
+	switch {
+	case err != nil, u.Scheme != "http" && u.Scheme != "https", u.Host == "":
+		return fmt.Errorf("%q is not a base URL: want http://host:port or https://host[:port], e.g. http://127.0.0.1:4010", v)
+	case u.User != nil:
+		return errors.New("the URL must not carry credentials: the Twilio config holds them")
+	case strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%q: give scheme and host only, no path or query: Twilio's API paths are added to it", v)
+	}
+	a.twilioAPIURL = v
+	return nil
+}
+
 // newConnector builds the chosen connector.
 func (a *app) newConnector(_ context.Context, rt *sdk.Runtime) (connector.SmsConnector, error) {
 	if a.connector == connectorConsole {
 		return console.New(console.Options{MaxSegments: rt.MaxSegments}), nil
+	}
+	if a.twilioAPIURL != "" && !rt.Sandbox {
+		rt.Log.Info("Twilio API URL overridden (--twilio-api-url): every Twilio call goes there", zap.String("url", a.twilioAPIURL))
 	}
 	c, err := twilio.New(twilio.Options{APIURL: a.twilioAPIURL, Timeout: a.twilioTimeout, MaxSegments: rt.MaxSegments})
 	if err != nil {

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/sms-connector/sms-connector/connector"
 	"github.com/sms-connector/sms-connector/connector/twilio/twiliotest"
@@ -54,4 +59,54 @@ func sandboxConfig() json.RawMessage {
 		panic(err) // static data: cannot fail
 	}
 	return raw
+}
+
+// emulatorCommand is the argument that serves the Twilio emulator alone.
+const emulatorCommand = "emulator"
+
+// defaultEmulatorListen is where "sms-connector emulator" listens unless --listen says
+// otherwise: a fixed port, so that other tools can be configured once.
+const defaultEmulatorListen = "127.0.0.1:4010"
+
+// runEmulator serves the sandbox's Twilio emulator on its own until ctx ends, and returns the
+// exit code. stdout gets its URL and credentials as key=value lines (nothing else); the
+// messages it accepts are logged to stderr as JSON lines, bodies included, as in sandbox mode.
+func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	name := "sms-connector " + emulatorCommand
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", defaultEmulatorListen, "address to serve the emulator on, host:port")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s [--listen host:port]\n\n"+
+			"Serves only the Twilio emulator of --sandbox (nothing is ever sent) and prints its URL and credentials;\n"+
+			"point a Twilio client, or sms-connector --twilio-api-url URL with a config holding them, at it.\n"+
+			"SIGINT or SIGTERM stops it.\n\n", name)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q (flags only; see -h)\n", name, fs.Arg(0))
+		return 2
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey, enc.EncodeTime = "time", zapcore.ISO8601TimeEncoder
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(stderr)), zap.InfoLevel))
+	defer func() { _ = log.Sync() }()
+	emu, err := startSandbox(*listen, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "url=%s\naccount_sid=%s\nauth_token=%s\nfrom=%s\n",
+		emu.URL, twiliotest.SandboxAccountSID, twiliotest.SandboxAuthToken, twiliotest.FromValid)
+	<-ctx.Done()
+	emu.Close()
+	log.Info("sandbox Twilio emulator stopped")
+	return 0
 }
