@@ -79,12 +79,6 @@ type Options struct {
 	// Auth authenticates callers with a bearer token and says whether health and reflection
 	// need credentials; see Auth. Failures are UNAUTHENTICATED with reason UNAUTHENTICATED.
 	Auth Auth
-	// ConfigCacheSize bounds how many per-request configurations the server remembers in
-	// their JSON form, keyed by a digest of their google.protobuf.Struct, so that a platform
-	// sending a tenant's configuration with every request has it decoded once (see
-	// requestCodec). 0 means connector.DefaultConfigCacheEntries; a negative value turns the
-	// cache off, and every request's Struct is decoded.
-	ConfigCacheSize int
 	// StreamWorkers is how many long-lived goroutines serve RPCs; 0 means DefaultStreamWorkers,
 	// a negative value none (a new goroutine per RPC, gRPC's default). See DefaultStreamWorkers.
 	StreamWorkers int
@@ -149,7 +143,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{health: health.NewServer(), log: svc.log, svc: svc, auth: authn}
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
-		grpc.ForceServerCodecV2(newRequestCodec(opts.ConfigCacheSize)),
+		grpc.ForceServerCodecV2(newRequestCodec()),
 		grpc.NumStreamWorkers(uint32(opts.StreamWorkers)),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptors()...),
 		grpc.ChainStreamInterceptor(s.streamInterceptors()...),
