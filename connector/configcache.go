@@ -3,7 +3,6 @@ package connector
 import (
 	"bytes"
 	"container/list"
-	"fmt"
 	"sync"
 )
 
@@ -139,19 +138,8 @@ func (c *ConfigCache[T]) LoadForSend(config []byte, name string, prepare func(ra
 	return v, nil
 }
 
-// InvalidConfigError returns the INVALID_CONFIG error for vs, which must not be empty: the
-// error carries every violation, and its message names the first problem and how many there
-// are, for a log line that says what to fix. name names the configuration ("Twilio").
+// InvalidConfigError returns the INVALID_CONFIG error for vs, which must not be empty (see
+// ViolationsError). name names the configuration ("Twilio").
 func InvalidConfigError(name string, vs []Violation) *Error {
-	first := vs[0].Description
-	if vs[0].Field != "" {
-		first = vs[0].Field + " " + first
-	} else {
-		first = "the configuration " + first
-	}
-	msg := "invalid " + name + " configuration: " + first
-	if len(vs) > 1 {
-		msg = fmt.Sprintf("invalid %s configuration, %d problems; first: %s", name, len(vs), first)
-	}
-	return &Error{Reason: ReasonInvalidConfig, Message: msg, Violations: vs}
+	return ViolationsError(ReasonInvalidConfig, "the "+name+" configuration", vs)
 }

@@ -143,11 +143,7 @@ func failureError(br *errdetails.BadRequest) error {
 	if phoneOnly {
 		reason = connector.ReasonInvalidPhoneNumber
 	}
-	msg := vs[0].Field + " " + vs[0].Description
-	if len(vs) > 1 {
-		msg = fmt.Sprintf("the request has %d problems; first: %s", len(vs), msg)
-	}
-	return &connector.Error{Reason: reason, Message: msg, Violations: vs}
+	return connector.ViolationsError(reason, connector.RequestSubject, vs)
 }
 
 // maxScanDepth bounds how deeply scanStrings follows nested messages; a field nested deeper
