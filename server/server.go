@@ -84,13 +84,11 @@ type Options struct {
 	StreamWorkers int
 }
 
-// DefaultStreamWorkers is the default of Options.StreamWorkers. gRPC starts a new goroutine
-// per RPC unless given workers; a send's call chain (interceptors, connector, twilio-go,
-// net/http) is deep enough that each new goroutine grows its stack two or three times, and
-// copying stacks took about a tenth of the server's CPU per send under load (BENCHMARKS.md).
-// A worker keeps its grown stack from one RPC to the next. When every worker is busy, an RPC
-// gets its own goroutine as before, so the number bounds nothing; it only needs to cover the
-// usual number of concurrent RPCs.
+// DefaultStreamWorkers is the default of Options.StreamWorkers. Without workers gRPC starts a
+// new goroutine per RPC, whose stack grows again through a send's deep call chain
+// (interceptors, connector, vendor SDK, net/http); a worker keeps its grown stack from one RPC
+// to the next. When every worker is busy, an RPC gets its own goroutine as without workers, so
+// the number bounds nothing; it only needs to cover the usual number of concurrent RPCs.
 const DefaultStreamWorkers = 128
 
 // maxStreamWorkers bounds Options.StreamWorkers: every worker is a goroutine from the start.
