@@ -3,8 +3,6 @@ package connector
 import (
 	"bytes"
 	"container/list"
-	"crypto/sha256"
-	"fmt"
 	"sync"
 )
 
@@ -25,24 +23,22 @@ const (
 // at most a number of entries and a number of configuration bytes, and evicts the least
 // recently used entry beyond either. Only configurations without violations are kept.
 //
-// Entries are keyed by the SHA-256 of the configuration's bytes, so the key of a configuration
-// holding a secret is not the secret in clear, and byte-identical configurations share an
-// entry. It is safe for concurrent use; a hit takes a mutex for a map look-up and does not
-// allocate.
+// Entries are keyed by the configuration's bytes, so byte-identical configurations share an
+// entry. The cache holds what the connector prepared from them anyway (credentials
+// included), and never logs or exposes its keys. It is safe for concurrent use.
 type ConfigCache[T any] struct {
 	maxEntries, maxBytes int
 
 	mu      sync.Mutex
-	entries map[[sha256.Size]byte]*list.Element // of *cacheEntry[T]
-	order   list.List                           // front: most recently used
-	bytes   int                                 // sum of the entries' sizes
+	entries map[string]*list.Element // of *cacheEntry[T]
+	order   list.List                // front: most recently used
+	bytes   int                      // sum of the keys' lengths
 }
 
 // cacheEntry is one prepared configuration.
 type cacheEntry[T any] struct {
-	key  [sha256.Size]byte
-	size int
-	val  T
+	key string
+	val T
 }
 
 // NewConfigCache returns a cache of at most maxEntries configurations of at most maxBytes
@@ -55,7 +51,7 @@ func NewConfigCache[T any](maxEntries, maxBytes int) *ConfigCache[T] {
 	if maxBytes <= 0 {
 		maxBytes = DefaultConfigCacheBytes
 	}
-	return &ConfigCache[T]{maxEntries: maxEntries, maxBytes: maxBytes, entries: map[[sha256.Size]byte]*list.Element{}}
+	return &ConfigCache[T]{maxEntries: maxEntries, maxBytes: maxBytes, entries: map[string]*list.Element{}}
 }
 
 // Load returns what prepare made of raw, from the cache when raw was prepared before.
@@ -66,43 +62,33 @@ func (c *ConfigCache[T]) Load(raw []byte, prepare func(raw []byte) (T, []Violati
 	if c == nil || c.maxEntries < 0 {
 		return prepare(raw)
 	}
-	key := sha256.Sum256(raw)
-	if v, ok := c.Lookup(key); ok {
+	if v, ok := c.lookup(raw); ok {
 		return v, nil
 	}
 	v, vs := prepare(raw)
-	if len(vs) > 0 {
-		return v, vs
+	if len(vs) == 0 {
+		c.store(string(raw), v)
 	}
-	c.Store(key, len(raw), v)
-	return v, nil
+	return v, vs
 }
 
-// Lookup returns the value kept under key, marking it most recently used. Load keys a
-// configuration by the SHA-256 of its bytes; a caller with its own digest of a configuration
-// (the server digests a google.protobuf.Struct's canonical form) uses Lookup and Store with
-// that digest instead.
-func (c *ConfigCache[T]) Lookup(key [sha256.Size]byte) (T, bool) {
-	var zero T
-	if c == nil || c.maxEntries < 0 {
-		return zero, false
-	}
+// lookup returns the value kept for raw, marking it most recently used.
+func (c *ConfigCache[T]) lookup(raw []byte) (T, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[key]
+	e, ok := c.entries[string(raw)]
 	if !ok {
+		var zero T
 		return zero, false
 	}
 	c.order.MoveToFront(e)
 	return e.Value.(*cacheEntry[T]).val, true
 }
 
-// Store keeps v under key, counting size bytes against the cache's bound, and evicts the
-// least recently used entries beyond the bounds. A value larger than the whole bound is not
-// kept; a key already present keeps its first value. The caller must only store what is
-// valid: the cache does not check.
-func (c *ConfigCache[T]) Store(key [sha256.Size]byte, size int, v T) {
-	if c == nil || c.maxEntries < 0 || size > c.maxBytes {
+// store keeps v under key and evicts the least recently used entries beyond the bounds. A key
+// larger than the whole byte bound is not kept; a key already present keeps its first value.
+func (c *ConfigCache[T]) store(key string, v T) {
+	if len(key) > c.maxBytes {
 		return
 	}
 	c.mu.Lock()
@@ -110,14 +96,14 @@ func (c *ConfigCache[T]) Store(key [sha256.Size]byte, size int, v T) {
 	if _, ok := c.entries[key]; ok { // prepared concurrently; keep the first
 		return
 	}
-	c.entries[key] = c.order.PushFront(&cacheEntry[T]{key: key, size: size, val: v})
-	c.bytes += size
+	c.entries[key] = c.order.PushFront(&cacheEntry[T]{key: key, val: v})
+	c.bytes += len(key)
 	for len(c.entries) > c.maxEntries || c.bytes > c.maxBytes {
 		oldest := c.order.Back()
 		e := oldest.Value.(*cacheEntry[T])
 		c.order.Remove(oldest)
 		delete(c.entries, e.key)
-		c.bytes -= e.size
+		c.bytes -= len(e.key)
 	}
 }
 
@@ -152,19 +138,8 @@ func (c *ConfigCache[T]) LoadForSend(config []byte, name string, prepare func(ra
 	return v, nil
 }
 
-// InvalidConfigError returns the INVALID_CONFIG error for vs, which must not be empty: the
-// error carries every violation, and its message names the first problem and how many there
-// are, for a log line that says what to fix. name names the configuration ("Twilio").
+// InvalidConfigError returns the INVALID_CONFIG error for vs, which must not be empty (see
+// ViolationsError). name names the configuration ("Twilio").
 func InvalidConfigError(name string, vs []Violation) *Error {
-	first := vs[0].Description
-	if vs[0].Field != "" {
-		first = vs[0].Field + " " + first
-	} else {
-		first = "the configuration " + first
-	}
-	msg := "invalid " + name + " configuration: " + first
-	if len(vs) > 1 {
-		msg = fmt.Sprintf("invalid %s configuration, %d problems; first: %s", name, len(vs), first)
-	}
-	return &Error{Reason: ReasonInvalidConfig, Message: msg, Violations: vs}
+	return ViolationsError(ReasonInvalidConfig, "the "+name+" configuration", vs)
 }

@@ -53,7 +53,7 @@ func TestLoadForSend(t *testing.T) {
 		}
 	}
 	if _, err := c.LoadForSend([]byte(" bad "), "test", prep); !errors.As(err, &ce) || ce.Reason != ReasonInvalidConfig ||
-		ce.Message != "invalid test configuration, 2 problems; first: the configuration is bad" || len(ce.Violations) != 2 {
+		ce.Message != "the test configuration has 2 problems; first: the test configuration is bad" || len(ce.Violations) != 2 {
 		t.Errorf("invalid: %v", err)
 	}
 	if v, err := c.LoadForSend([]byte(" ok "), "test", prep); v != 2 || err != nil {

@@ -82,11 +82,27 @@ func (m *Message) Check() error {
 	if phoneOnly {
 		r = ReasonInvalidPhoneNumber
 	}
-	msg := vs[0].Field + " " + vs[0].Description
-	if len(vs) > 1 {
-		msg = fmt.Sprintf("the request has %d problems; first: %s", len(vs), msg)
+	return ViolationsError(r, RequestSubject, vs)
+}
+
+// RequestSubject is the subject of ViolationsError for the problems of a request.
+const RequestSubject = "the request"
+
+// ViolationsError returns the error of reason that carries every violation in vs, which must
+// not be empty. Its message names the first problem, and how many there are when there are
+// several, so that one log line says what to fix: "to is required", or "the request has 3
+// problems; first: to is required". subject names what was checked (RequestSubject, "the
+// Twilio configuration"); a violation without a field is one of the subject as a whole.
+func ViolationsError(reason Reason, subject string, vs []Violation) *Error {
+	first := vs[0].Field
+	if first == "" {
+		first = subject
 	}
-	return &Error{Reason: r, Message: msg, Violations: vs}
+	msg := first + " " + vs[0].Description
+	if len(vs) > 1 {
+		msg = fmt.Sprintf("%s has %d problems; first: %s", subject, len(vs), msg)
+	}
+	return &Error{Reason: reason, Message: msg, Violations: vs}
 }
 
 // printable reports whether s has only printable characters (letters, marks, numbers,

@@ -97,6 +97,32 @@ func TestMessageCheck(t *testing.T) {
 	}
 }
 
+func TestViolationsError(t *testing.T) {
+	to := Violation{"to", "is required"}
+	whole := Violation{"", "is not valid JSON"}
+	tests := []struct {
+		name    string
+		subject string
+		vs      []Violation
+		want    string
+	}{
+		{"one", RequestSubject, []Violation{to}, "to is required"},
+		{"several", RequestSubject, []Violation{to, {"usage_type", "is required"}, {"payload.code", "is required"}},
+			"the request has 3 problems; first: to is required"},
+		{"the subject as a whole", "the Twilio configuration", []Violation{whole}, "the Twilio configuration is not valid JSON"},
+		{"several, the first of the whole", "the Twilio configuration", []Violation{whole, to},
+			"the Twilio configuration has 2 problems; first: the Twilio configuration is not valid JSON"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := ViolationsError(ReasonInvalidConfig, tt.subject, tt.vs)
+			if e.Reason != ReasonInvalidConfig || e.Message != tt.want || len(e.Violations) != len(tt.vs) {
+				t.Fatalf("ViolationsError = %+v, want message %q and %d violations", e, tt.want, len(tt.vs))
+			}
+		})
+	}
+}
+
 func TestErrorWrapping(t *testing.T) {
 	cause := errors.New("dial tcp: refused")
 	err := error(&Error{Reason: ReasonProviderUnavailable, Message: "Twilio is unreachable", Provider: "twilio", ProviderCode: "1", Err: cause})

@@ -96,7 +96,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -192,7 +191,6 @@ type options struct {
 	maxRequestBytes    int
 	maxSegments        int
 	maxConcurrentSends int
-	gcPercent          int
 	shutdownGrace      time.Duration
 
 	// Observability (--metrics-listen, --otlp-endpoint); see telemetry.go.
@@ -250,22 +248,12 @@ func Run(ctx context.Context, b Binary, args []string, getenv func(string) strin
 	}
 	defer func() { _ = log.Sync() }()
 	log = log.With(zap.String("binary", name))
-	if o.gcPercent != 0 && getenv("GOGC") == "" {
-		defer debug.SetGCPercent(debug.SetGCPercent(o.gcPercent))
-	}
 	if err := serve(ctx, b, o, getenv, stdout, log); err != nil {
 		log.Error(name+" stopped", zap.Error(err))
 		return 1
 	}
 	return 0
 }
-
-// DefaultGCPercent is the default of --gc-percent. A connector's live heap is small (a few
-// MiB: connections, caches of configurations), and with Go's default of 100 it collects so
-// often under load that collection takes about a sixth of its CPU per send (BENCHMARKS.md);
-// at 400 the heap may grow to five times the live data between collections, which still keeps
-// the binary well under 60 MiB at 64 concurrent callers, and CPU per send drops accordingly.
-const DefaultGCPercent = 400
 
 // envName is the variable of flag name.
 func envName(name string) string {
@@ -296,7 +284,6 @@ func parseFlags(b Binary, name string, args []string, getenv func(string) string
 	fs.IntVar(&o.maxRequestBytes, "max-request-bytes", server.DefaultMaxRecvMsgSize, "largest request accepted, in bytes (gRPC answers RESOURCE_EXHAUSTED beyond it)")
 	fs.IntVar(&o.maxSegments, "max-segments", connector.DefaultMaxSegments, "most SMS segments one rendered message may take (MESSAGE_TOO_LONG beyond; 0: the vendor's limit only)")
 	fs.IntVar(&o.maxConcurrentSends, "max-concurrent-sends", limits.DefaultMaxConcurrent, "most sends in flight at once; one more is refused with RESOURCE_EXHAUSTED OVERLOADED (0: no limit)")
-	fs.IntVar(&o.gcPercent, "gc-percent", DefaultGCPercent, "garbage collector target, as GOGC: heap growth in percent between collections; higher trades memory for CPU (0: Go's default; the GOGC environment variable, when set, wins)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", ShutdownGrace, "how long in-flight RPCs may run once the binary is told to stop; then each is cancelled and answers its caller with its status")
 	o.telemetry.register(fs)
 	if b.Flags != nil {

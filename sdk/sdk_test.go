@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"runtime/metrics"
 	"strings"
 	"sync"
 	"testing"
@@ -337,50 +336,6 @@ func TestRunRefuses(t *testing.T) {
 			}
 			if stdout.Len() > 0 {
 				t.Errorf("stdout = %q, want nothing", stdout.String())
-			}
-		})
-	}
-}
-
-// gogc reads the collector's current target from the runtime.
-func gogc(t *testing.T) uint64 {
-	t.Helper()
-	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		t.Fatal("runtime/metrics has no /gc/gogc:percent")
-	}
-	return s[0].Value.Uint64()
-}
-
-func TestGCPercent(t *testing.T) {
-	before := gogc(t)
-	tests := []struct {
-		name string
-		args []string
-		env  env
-		want uint64
-	}{
-		{"default", nil, env{}, sdk.DefaultGCPercent},
-		{"flag", []string{"--gc-percent", "250"}, env{}, 250},
-		{"variable", nil, env{"SMS_CONNECTOR_GC_PERCENT": "150"}, 150},
-		{"zero leaves Go's setting", []string{"--gc-percent", "0"}, env{}, before},
-		{"GOGC wins", []string{"--gc-percent", "250"}, env{"GOGC": "120"}, before},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r, cancel := start(t, binary(&fake{}), append([]string{"--listen", "127.0.0.1:0"}, tt.args...), tt.env)
-			r.waitFor(t, "msg", sdk.ServingMessage)
-			if got := gogc(t); got != tt.want {
-				t.Errorf("GC target while serving = %d, want %d", got, tt.want)
-			}
-			cancel()
-			if code := <-r.code; code != 0 {
-				t.Errorf("exit code %d\n%s", code, r.logs())
-			}
-			r.code <- 0
-			if got := gogc(t); got != before {
-				t.Errorf("GC target after Run = %d, want %d as before", got, before)
 			}
 		})
 	}

@@ -82,24 +82,16 @@ type Options struct {
 	// Auth authenticates callers with a bearer token and says whether health and reflection
 	// need credentials; see Auth. Failures are UNAUTHENTICATED with reason UNAUTHENTICATED.
 	Auth Auth
-	// ConfigCacheSize bounds how many per-request configurations the server remembers in
-	// their JSON form, keyed by a digest of their google.protobuf.Struct, so that a platform
-	// sending a tenant's configuration with every request has it decoded once (see
-	// requestCodec). 0 means connector.DefaultConfigCacheEntries; a negative value turns the
-	// cache off, and every request's Struct is decoded.
-	ConfigCacheSize int
 	// StreamWorkers is how many long-lived goroutines serve RPCs; 0 means DefaultStreamWorkers,
 	// a negative value none (a new goroutine per RPC, gRPC's default). See DefaultStreamWorkers.
 	StreamWorkers int
 }
 
-// DefaultStreamWorkers is the default of Options.StreamWorkers. gRPC starts a new goroutine
-// per RPC unless given workers; a send's call chain (interceptors, connector, twilio-go,
-// net/http) is deep enough that each new goroutine grows its stack two or three times, and
-// copying stacks took about a tenth of the server's CPU per send under load (BENCHMARKS.md).
-// A worker keeps its grown stack from one RPC to the next. When every worker is busy, an RPC
-// gets its own goroutine as before, so the number bounds nothing; it only needs to cover the
-// usual number of concurrent RPCs.
+// DefaultStreamWorkers is the default of Options.StreamWorkers. Without workers gRPC starts a
+// new goroutine per RPC, whose stack grows again through a send's deep call chain
+// (interceptors, connector, vendor SDK, net/http); a worker keeps its grown stack from one RPC
+// to the next. When every worker is busy, an RPC gets its own goroutine as without workers, so
+// the number bounds nothing; it only needs to cover the usual number of concurrent RPCs.
 const DefaultStreamWorkers = 128
 
 // maxStreamWorkers bounds Options.StreamWorkers: every worker is a goroutine from the start.
@@ -166,7 +158,7 @@ func New(opts Options) (*Server, error) {
 	s.life, s.endLife = context.WithCancelCause(context.Background())
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
-		grpc.ForceServerCodecV2(newRequestCodec(opts.ConfigCacheSize)),
+		grpc.ForceServerCodecV2(newRequestCodec()),
 		grpc.NumStreamWorkers(uint32(opts.StreamWorkers)),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptors()...),
 		grpc.ChainStreamInterceptor(s.streamInterceptors()...),

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sms-connector/sms-connector/connector"
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
@@ -33,9 +36,20 @@ func (s *service) SendMessage(ctx context.Context, req *smsv1.SendMessageRequest
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	cfg, cfgField, err := requestConfig(req)
+	structCfg := req.GetConfig()
+	if len(structCfg.GetFields()) == 0 {
+		structCfg = nil // an empty Struct, as an absent one, asks for the default config
+	}
+	cfg, cfgField, err := requestConfig(structCfg, req.GetConfigJson())
 	if err != nil {
 		return nil, s.fail(ctx, err)
+	}
+	if cfgField == protoconv.ConfigJSONField && !jsonObjectText(req.GetConfigJson()) {
+		return nil, s.fail(ctx, &connector.Error{
+			Reason:     connector.ReasonInvalidConfig,
+			Message:    "config_json is not a JSON object",
+			Violations: []connector.Violation{{Field: protoconv.ConfigJSONField, Description: descNotObject}},
+		})
 	}
 	if cfg == nil {
 		cfg = s.defaultConfig
@@ -69,36 +83,58 @@ func (s *service) ValidateConfig(ctx context.Context, req *smsv1.ValidateConfigR
 	if err := decodeFailure(req); err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	var cfg []byte
-	switch text := req.GetConfigJson(); {
-	case text != "" && req.GetConfig() != nil:
-		return nil, s.fail(ctx, &connector.Error{
-			Reason:     connector.ReasonInvalidRequest,
-			Message:    "config_json must not be set together with config: send the configuration in one of them",
-			Violations: []connector.Violation{{Field: protoconv.ConfigJSONField, Description: "must not be set together with config"}},
-		})
-	case text != "":
-		if !jsonObjectText(text) {
-			return &smsv1.ValidateConfigResponse{Violations: protoconv.ViolationsToProto([]connector.Violation{{Description: "is not a JSON object"}})}, nil
-		}
-		cfg = []byte(text)
-	case req.GetConfig() == nil:
+	cfg, cfgField, err := requestConfig(req.GetConfig(), req.GetConfigJson())
+	switch {
+	case err != nil:
+		return nil, s.fail(ctx, err)
+	case cfg == nil:
 		return nil, s.fail(ctx, &connector.Error{
 			Reason:     connector.ReasonInvalidRequest,
 			Message:    "config is required: the connector configuration as a JSON object (or as JSON text in config_json)",
 			Violations: []connector.Violation{{Field: "config", Description: "is required"}},
 		})
-	default:
-		var err error
-		if cfg, err = json.Marshal(req.GetConfig().AsMap()); err != nil {
-			return nil, s.fail(ctx, err)
-		}
+	case cfgField == protoconv.ConfigJSONField && !jsonObjectText(req.GetConfigJson()):
+		return &smsv1.ValidateConfigResponse{Violations: protoconv.ViolationsToProto([]connector.Violation{{Description: descNotObject}})}, nil
 	}
 	vs, err := s.conn.ValidateConfig(ctx, cfg)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	return &smsv1.ValidateConfigResponse{Valid: len(vs) == 0, Violations: protoconv.ViolationsToProto(vs)}, nil
+}
+
+// requestConfig returns the configuration a request carries, as JSON, and the request field it
+// came in: the text of config_json, or the Struct of config converted (nil, "" when neither is
+// set). Both set is INVALID_REQUEST. Whether the configuration is valid is for the connector
+// to say.
+func requestConfig(structCfg *structpb.Struct, text string) (json.RawMessage, string, error) {
+	switch {
+	case text != "" && structCfg != nil:
+		return nil, "", &connector.Error{
+			Reason:     connector.ReasonInvalidRequest,
+			Message:    "config_json must not be set together with config: send the configuration in one of them",
+			Violations: []connector.Violation{{Field: protoconv.ConfigJSONField, Description: "must not be set together with config"}},
+		}
+	case text != "":
+		return json.RawMessage(text), protoconv.ConfigJSONField, nil
+	case structCfg != nil:
+		b, err := json.Marshal(structCfg.AsMap())
+		if err != nil {
+			return nil, "", fmt.Errorf("server: config as JSON: %w", err)
+		}
+		return b, "config", nil
+	}
+	return nil, "", nil
+}
+
+// descNotObject describes config_json text that is not a JSON object.
+const descNotObject = "is not a JSON object"
+
+// jsonObjectText reports whether text starts, after JSON white space, as a JSON object does;
+// whether the rest is valid JSON is for the connector's parser to say.
+func jsonObjectText(text string) bool {
+	t := strings.TrimLeft(text, " \t\r\n")
+	return t != "" && t[0] == '{'
 }
 
 // GetMetadata converts the connector's metadata.

@@ -12,6 +12,9 @@
 // loopback and serves against it, so every RPC can be tried with grpcurl. Every flag can also
 // be set by an SMS_CONNECTOR_* variable (--log-level: SMS_CONNECTOR_LOG_LEVEL); a flag on the
 // command line wins.
+//
+// Unless the GOGC variable is set, the binary runs Go's garbage collector at GOGC=400 rather
+// than Go's 100 (see defaultGOGC); GOGC=100 restores Go's default.
 package main
 
 import (
@@ -23,6 +26,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -45,6 +49,13 @@ const (
 // connectorNames lists them, the default first.
 func connectorNames() []string { return []string{connectorTwilio, connectorConsole} }
 
+// defaultGOGC is the garbage collector's target when GOGC is not set. The service's live heap
+// is a few MiB, so letting the heap grow to five times it between collections costs little
+// memory (BENCHMARKS.md gives RSS and CPU per send with and without it) and spares the
+// collector work on every send. The choice is the program's, not the SDK's: a library does
+// not change process-wide settings.
+const defaultGOGC = 400
+
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == emulatorCommand {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -52,7 +63,16 @@ func main() {
 		stop()
 		os.Exit(code)
 	}
+	setGCPercent(os.Getenv)
 	sdk.Main(newBinary())
+}
+
+// setGCPercent sets the garbage collector's target to defaultGOGC, unless the GOGC variable
+// is set: then Go's runtime has already applied it.
+func setGCPercent(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGOGC)
+	}
 }
 
 // app holds the binary's own flags, which its hooks share.
@@ -68,7 +88,7 @@ func newBinary() sdk.Binary {
 	a := &app{connector: connectorTwilio}
 	return sdk.Binary{
 		Name:          "sms-connector",
-		Summary:       "Serves an SMS connector over gRPC (connector.sms.v1.SmsConnector): Twilio, or the console connector for development.",
+		Summary:       "Serves an SMS connector over gRPC (connector.sms.v1.SmsConnector): Twilio, or the console connector for development. Runs Go's garbage collector at GOGC=400 unless GOGC is set.",
 		Flags:         a.flags,
 		Sandbox:       a.sandbox,
 		New:           a.newConnector,

@@ -120,7 +120,7 @@ func (c *Connector) ValidateConfig(_ context.Context, config json.RawMessage) ([
 }
 
 // prepared is a valid configuration with its templates compiled, made once per configuration
-// and kept in the Connector's cache (connector.ConfigCache, keyed by a SHA-256 of the bytes).
+// and kept in the Connector's cache (connector.ConfigCache).
 type prepared struct {
 	cfg       *Config
 	templates *connector.TemplateSet // cfg.Templates, compiled

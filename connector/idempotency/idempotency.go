@@ -320,13 +320,12 @@ func (c *Connector) Len() int {
 	return len(c.entries)
 }
 
-// scopedKey is the entry key of msg: a SHA-256 of its tenant (its Config, canonicalised) and
+// scopedKey is the entry key of msg: one SHA-256 of its tenant (its Config, canonicalised) and
 // its idempotency key.
 func scopedKey(msg *connector.Message) [sha256.Size]byte {
-	tenant := sha256.Sum256(canonicalJSON(msg.Config))
 	h := sha256.New()
-	h.Write(tenant[:])
-	h.Write([]byte(msg.IdempotencyKey))
+	writeField(h, canonicalJSON(msg.Config))
+	writeField(h, []byte(msg.IdempotencyKey))
 	var k [sha256.Size]byte
 	h.Sum(k[:0])
 	return k

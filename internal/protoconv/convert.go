@@ -168,16 +168,7 @@ func MessageFromRequest(req *smsv1.SendMessageRequest) (*connector.Message, erro
 	if len(vs) > extra {
 		reason = connector.ReasonInvalidRequest // not only the recipient is wrong
 	}
-	return nil, violationsError(reason, vs)
-}
-
-// violationsError is the *connector.Error listing vs, its message naming the first.
-func violationsError(reason connector.Reason, vs []connector.Violation) *connector.Error {
-	text := vs[0].Field + " " + vs[0].Description
-	if len(vs) > 1 {
-		text = fmt.Sprintf("the request has %d problems; first: %s", len(vs), text)
-	}
-	return &connector.Error{Reason: reason, Message: text, Violations: vs}
+	return nil, connector.ViolationsError(reason, connector.RequestSubject, vs)
 }
 
 // RequestFromMessage converts a message into the request that carries it. It does not check
@@ -215,7 +206,7 @@ func RequestFromMessage(msg *connector.Message) (*smsv1.SendMessageRequest, erro
 	}
 	req.Config = cfg
 	if len(vs) > 0 {
-		return nil, violationsError(connector.ReasonInvalidRequest, vs)
+		return nil, connector.ViolationsError(connector.ReasonInvalidRequest, connector.RequestSubject, vs)
 	}
 	return req, nil
 }

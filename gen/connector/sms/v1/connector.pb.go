@@ -458,10 +458,9 @@ type SendMessageRequest struct {
 	ClientIp string `protobuf:"bytes,6,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
 	// The same configuration as config, as JSON text (a JSON object), for platforms that keep
 	// their tenants' configurations as JSON: the client builds no Struct and the server decodes
-	// none; the text is parsed once and remembered (keyed by its SHA-256). Set config or
-	// config_json, not both (INVALID_REQUEST). Text that is not a JSON object, or a configuration
-	// with problems, is INVALID_ARGUMENT (INVALID_CONFIG) with field paths under "config_json".
-	// Empty: config decides.
+	// none. Set config or config_json, not both (INVALID_REQUEST). Text that is not a JSON
+	// object, or a configuration with problems, is INVALID_ARGUMENT (INVALID_CONFIG) with field
+	// paths under "config_json". Empty: config decides.
 	ConfigJson    string `protobuf:"bytes,7,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
