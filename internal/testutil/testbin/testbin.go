@@ -128,7 +128,7 @@ type Process struct {
 
 // Start runs bin with args, without the test's SMS_CONNECTOR_* variables so that the flags
 // decide, and waits for its serving log line (sdk.ServingMessage with its "address"). When the
-// test ends, a process not yet stopped is stopped as Stop does.
+// test ends, a process not yet stopped is stopped as Stop does, and a failed test logs its logs.
 func Start(t testing.TB, bin string, args ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
@@ -160,11 +160,15 @@ func Start(t testing.TB, bin string, args ...string) *Process {
 			}
 		}
 		_, _ = io.Copy(&p.Logs, stderr) // a line too long for the scanner
-		_ = cmd.Wait()                   // Wait closes the pipe: read it to the end first
+		_ = cmd.Wait()                  // Wait closes the pipe: read it to the end first
 	}()
 	t.Cleanup(func() {
+		failed := t.Failed()
 		if !p.stopped {
 			p.Stop(t)
+		}
+		if failed {
+			t.Logf("%s logs:\n%s", p.name, p.Logs.String())
 		}
 	})
 	select {
