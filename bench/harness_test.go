@@ -4,37 +4,24 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sms-connector/sms-connector/connector/twilio/twiliotest"
+	"github.com/sms-connector/sms-connector/internal/testutil/testbin"
 	"github.com/sms-connector/sms-connector/smsplugin"
 )
 
 // These tests check that the harness runs end to end on tiny settings and that its parts read
 // what they claim. They make no assertion about speed: the numbers belong in BENCHMARKS.md.
 
-// buildBinary compiles cmd/sms-connector into a temporary folder.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "sms-connector")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/sms-connector")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // TestRunSuite runs the whole matrix, the real binary included, for a few milliseconds per
 // cell, and checks that every path sent the workload's message without error and that the
 // report has every section.
 func TestRunSuite(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Build(t, "./cmd/sms-connector")
 	var mu sync.Mutex
 	bodies := map[string]int{}
 	emu := StartEmulator(twiliotest.WithOnMessage(func(m twiliotest.Message) {

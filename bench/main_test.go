@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/sms-connector/sms-connector/internal/testutil/testbin"
 	"github.com/sms-connector/sms-connector/server"
 )
 
@@ -45,7 +46,7 @@ func TestMain(m *testing.M) {
 		_ = shared.emu.Close()
 	}
 	shared.mu.Unlock()
-	os.Exit(code)
+	testbin.RemoveAndExit(code)
 }
 
 // shared is the emulator every benchmark of the run sends to.

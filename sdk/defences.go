@@ -36,11 +36,11 @@ type Defences struct {
 // Defend wraps next in d's protections. It is the one place that says in which order the
 // decorators of this module stack; a binary's connector, outermost first, is:
 //
-//	telemetry.WithMetrics           every send, refusals included (Run adds it, with --metrics-listen)
+//	telemetry.NewSendMetrics        every send, refusals included (Run adds it, with --metrics-listen)
 //	idempotency.New                 --idempotency-window
 //	limits.New                      --max-concurrent-sends
 //	guard.New                       --policy, --no-guard
-//	telemetry.WithProviderTelemetry the vendor's calls only (Run adds it, with telemetry on)
+//	telemetry.NewProviderTelemetry  the vendor's calls only (Run adds it, with telemetry on)
 //	next                            the vendor's connector; it renders the body and applies --max-segments
 //
 // Idempotency is outermost, so a retry of an answered send gets the stored answer without

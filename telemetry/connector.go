@@ -14,7 +14,7 @@ import (
 	"github.com/sms-connector/sms-connector/connector"
 )
 
-// Span and attribute names of the provider span (see WithProviderTelemetry).
+// Span and attribute names of the provider span (see ProviderTelemetry).
 const (
 	// ProviderSpanName names the span of one vendor call.
 	ProviderSpanName = "sms.provider.send"
@@ -41,36 +41,50 @@ var refusalReasons = map[connector.Reason]bool{
 	connector.ReasonOverloaded:          true,
 }
 
-// WithMetrics returns next counting its sends in m, as connector id: every send by usage type,
-// destination country calling code and outcome (sms_connector_messages_total), the refusals of
-// the connector's own limits (sms_connector_rate_limit_refusals_total), and the sends in
-// progress (sms_connector_sends_in_flight). It goes outside the defences, so that it counts
-// their refusals (the order is in sdk.Defend). A nil m returns next unchanged.
-//
-// The returned connector passes ValidateConfig and Metadata through, and Close when next is an
-// io.Closer.
-func WithMetrics(next connector.SmsConnector, m *Metrics, id string) connector.SmsConnector {
-	if m == nil || next == nil {
-		return next
-	}
-	return &sendMetrics{
-		passThrough: passThrough{connector.Forward{Next: next}},
-		m:           m,
-		id:          id,
-		inFlight:    m.inFlight.WithLabelValues(id),
-	}
+// SendMetricsOptions configure NewSendMetrics.
+type SendMetricsOptions struct {
+	// Metrics receives the counts; required.
+	Metrics *Metrics
+	// ID labels the series: the connector's metadata id.
+	ID string
 }
 
-// sendMetrics is WithMetrics' connector.
-type sendMetrics struct {
+// SendMetrics counts every send of the connector it wraps: by usage type, destination country
+// calling code and outcome (sms_connector_messages_total), the refusals of the connector's own
+// limits (sms_connector_rate_limit_refusals_total), and the sends in progress
+// (sms_connector_sends_in_flight). It goes outside the defences, so that it counts their
+// refusals (the order is in sdk.Defend). It passes ValidateConfig and Metadata through, and
+// Close when the wrapped connector is an io.Closer. It is safe for concurrent use.
+type SendMetrics struct {
 	passThrough
 	m        *Metrics
 	id       string
 	inFlight prometheus.Gauge
 }
 
+var _ connector.SmsConnector = (*SendMetrics)(nil)
+
+// NewSendMetrics returns a SendMetrics counting next's sends in o.Metrics. It fails for a nil
+// next, no Metrics or an empty ID.
+func NewSendMetrics(next connector.SmsConnector, o SendMetricsOptions) (*SendMetrics, error) {
+	switch {
+	case next == nil:
+		return nil, errors.New("telemetry: no connector to count")
+	case o.Metrics == nil:
+		return nil, errors.New("telemetry: no Metrics to count sends in")
+	case o.ID == "":
+		return nil, errors.New("telemetry: no connector ID to label the sends with")
+	}
+	return &SendMetrics{
+		passThrough: passThrough{connector.Forward{Next: next}},
+		m:           o.Metrics,
+		id:          o.ID,
+		inFlight:    o.Metrics.inFlight.WithLabelValues(o.ID),
+	}, nil
+}
+
 // Send counts msg's send around next's.
-func (s *sendMetrics) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
+func (s *SendMetrics) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
 	s.inFlight.Inc()
 	defer s.inFlight.Dec()
 	r, err := s.Next.Send(ctx, msg)
@@ -87,41 +101,61 @@ func (s *sendMetrics) Send(ctx context.Context, msg *connector.Message) (*connec
 	return r, err
 }
 
-// WithProviderTelemetry returns vendor measured as the provider call of each send, as
-// connector id: with m (may be nil), the duration of every send that reached the vendor
+// ProviderOptions configure NewProviderTelemetry; at least one of Metrics and TracerProvider
+// is required.
+type ProviderOptions struct {
+	// Metrics, if not nil, receives the vendor calls' durations and failures.
+	Metrics *Metrics
+	// TracerProvider, if not nil, makes a span of every vendor call.
+	TracerProvider trace.TracerProvider
+	// ID labels the series and spans: the connector's metadata id.
+	ID string
+}
+
+// ProviderTelemetry measures the connector it wraps, a vendor's, as the provider call of each
+// send: with metrics, the duration of every send that reached the vendor
 // (sms_connector_provider_request_duration_seconds, including the driver's own retries and
 // their backoff) and the vendor's failures by provider code (sms_connector_provider_errors_total);
-// with tp (may be nil), a client span "sms.provider.send", a child of the caller's span (the
+// with a tracer provider, a client span "sms.provider.send", a child of the caller's span (the
 // RPC's), whose attributes are the connector id, the usage type, the destination's calling code,
 // the outcome, segments and encoding, the vendor's message id, and on failure the reason
 // (error.type), provider and provider code: never the number, the body or the code. It goes
 // directly around the vendor's connector, inside the defences, whose refusals call no vendor
-// (the order is in sdk.Defend). With m and tp nil it returns vendor unchanged.
+// (the order is in sdk.Defend). It passes ValidateConfig, Metadata and Close through like
+// SendMetrics, and is safe for concurrent use.
 //
 // A send "reached the vendor" when it succeeded or failed with a *connector.Error that names
 // its Provider: the driver's local failures (an invalid configuration, no template) are not
 // vendor calls.
-func WithProviderTelemetry(vendor connector.SmsConnector, m *Metrics, tp trace.TracerProvider, id string) connector.SmsConnector {
-	if vendor == nil || (m == nil && tp == nil) {
-		return vendor
-	}
-	p := &providerTelemetry{passThrough: passThrough{connector.Forward{Next: vendor}}, m: m, id: id}
-	if tp != nil {
-		p.tracer = tp.Tracer(instrumentationName)
-	}
-	return p
-}
-
-// providerTelemetry is WithProviderTelemetry's connector.
-type providerTelemetry struct {
+type ProviderTelemetry struct {
 	passThrough
 	m      *Metrics     // nil: no metrics
 	tracer trace.Tracer // nil: no spans
 	id     string
 }
 
+var _ connector.SmsConnector = (*ProviderTelemetry)(nil)
+
+// NewProviderTelemetry returns a ProviderTelemetry measuring vendor as o says. It fails for a
+// nil vendor, neither Metrics nor TracerProvider, or an empty ID.
+func NewProviderTelemetry(vendor connector.SmsConnector, o ProviderOptions) (*ProviderTelemetry, error) {
+	switch {
+	case vendor == nil:
+		return nil, errors.New("telemetry: no vendor connector to measure")
+	case o.Metrics == nil && o.TracerProvider == nil:
+		return nil, errors.New("telemetry: neither Metrics nor a TracerProvider to measure the vendor with")
+	case o.ID == "":
+		return nil, errors.New("telemetry: no connector ID to label the vendor calls with")
+	}
+	p := &ProviderTelemetry{passThrough: passThrough{connector.Forward{Next: vendor}}, m: o.Metrics, id: o.ID}
+	if o.TracerProvider != nil {
+		p.tracer = o.TracerProvider.Tracer(instrumentationName)
+	}
+	return p, nil
+}
+
 // Send measures the vendor's Send.
-func (p *providerTelemetry) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
+func (p *ProviderTelemetry) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
 	var span trace.Span
 	if p.tracer != nil {
 		attrs := []attribute.KeyValue{attribute.String(attrConnector, p.id)}

@@ -45,7 +45,7 @@ const (
 
 // Metrics are the Prometheus metrics of one connector process, in a Registry of their own
 // (never Prometheus' global default one): go-grpc-middleware's gRPC server metrics, the
-// connector's send metrics (see WithMetrics and WithProviderTelemetry), and the Go runtime and
+// connector's send metrics (see SendMetrics and ProviderTelemetry), and the Go runtime and
 // process collectors. Labels never carry a phone number or a secret: a destination is its
 // country calling code, an outcome is a reason from a fixed set.
 type Metrics struct {

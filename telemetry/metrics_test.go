@@ -81,13 +81,13 @@ func TestCallingCode(t *testing.T) {
 	}
 }
 
-func TestWithMetrics(t *testing.T) {
+func TestSendMetrics(t *testing.T) {
 	m := NewMetrics()
 	refused := &connector.Error{Reason: connector.ReasonRateLimited, Message: "too many"}
 	notPermitted := &connector.Error{Reason: connector.ReasonCountryNotPermitted, Message: "no"}
 	vendorGeo := &connector.Error{Reason: connector.ReasonCountryNotPermitted, Message: "geo", Provider: "twilio", ProviderCode: "21408"}
 	v := &fakeVendor{errs: []error{nil, refused, notPermitted, vendorGeo, errors.New("untyped")}}
-	c := WithMetrics(v, m, "fake-sms")
+	c := newSendMetrics(t, v, m)
 	ctx := context.Background()
 	for _, to := range []string{"+14155550123", "+14155550124", "+33612345678", "+447911123456", "+14155550125"} {
 		_, _ = c.Send(ctx, msgTo(to, connector.UsageSignIn))
@@ -124,18 +124,15 @@ func TestWithMetrics(t *testing.T) {
 	if md, _ := c.Metadata(ctx); md.ID != "fake-sms" {
 		t.Errorf("Metadata not passed through: %+v", md)
 	}
-	if err := c.(interface{ Close() error }).Close(); err != nil || !v.closed {
+	if err := c.Close(); err != nil || !v.closed {
 		t.Errorf("Close not passed through: %v, closed %v", err, v.closed)
-	}
-	if WithMetrics(v, nil, "x") != connector.SmsConnector(v) {
-		t.Error("WithMetrics with nil metrics did not return the connector unchanged")
 	}
 }
 
 func TestInFlight(t *testing.T) {
 	m := NewMetrics()
 	v := &fakeVendor{hold: make(chan struct{}), entered: make(chan struct{})}
-	c := WithMetrics(v, m, "fake-sms")
+	c := newSendMetrics(t, v, m)
 	var wg sync.WaitGroup
 	for range 3 {
 		wg.Add(1)
@@ -155,13 +152,13 @@ func TestInFlight(t *testing.T) {
 	}
 }
 
-func TestWithProviderTelemetryMetrics(t *testing.T) {
+func TestProviderTelemetryMetrics(t *testing.T) {
 	m := NewMetrics()
 	local := &connector.Error{Reason: connector.ReasonInvalidConfig, Message: "bad config"}
 	rejected := &connector.Error{Reason: connector.ReasonInvalidPhoneNumber, Message: "bad to", Provider: "twilio", ProviderCode: "21211"}
 	timeout := &connector.Error{Reason: connector.ReasonProviderTimeout, Message: "slow", Provider: "twilio"}
 	v := &fakeVendor{errs: []error{nil, local, rejected, timeout}}
-	c := WithProviderTelemetry(v, m, nil, "fake-sms")
+	c := newProviderTelemetry(t, v, m, nil)
 	for range 4 {
 		_, _ = c.Send(context.Background(), msgTo("+14155550123", connector.UsageSignIn))
 	}
@@ -183,8 +180,27 @@ func TestWithProviderTelemetryMetrics(t *testing.T) {
 	if n := testutil.CollectAndCount(m.providerErrors); n != 2 {
 		t.Errorf("%d provider error series, want 2", n)
 	}
-	if WithProviderTelemetry(v, nil, nil, "x") != connector.SmsConnector(v) {
-		t.Error("WithProviderTelemetry with nothing on did not return the vendor unchanged")
+}
+
+// TestDecoratorsRefuseIncompleteOptions: a decorator that would measure nothing, or nothing
+// under a name, is refused when it is made, not found out on the first send.
+func TestDecoratorsRefuseIncompleteOptions(t *testing.T) {
+	m, v := NewMetrics(), &fakeVendor{}
+	for _, tc := range []struct {
+		name string
+		new  func() error
+		want string
+	}{
+		{"SendMetrics of no connector", func() error { _, err := NewSendMetrics(nil, SendMetricsOptions{Metrics: m, ID: "x"}); return err }, "no connector"},
+		{"SendMetrics without Metrics", func() error { _, err := NewSendMetrics(v, SendMetricsOptions{ID: "x"}); return err }, "no Metrics"},
+		{"SendMetrics without ID", func() error { _, err := NewSendMetrics(v, SendMetricsOptions{Metrics: m}); return err }, "no connector ID"},
+		{"ProviderTelemetry of no vendor", func() error { _, err := NewProviderTelemetry(nil, ProviderOptions{Metrics: m, ID: "x"}); return err }, "no vendor"},
+		{"ProviderTelemetry with nothing on", func() error { _, err := NewProviderTelemetry(v, ProviderOptions{ID: "x"}); return err }, "neither Metrics nor"},
+		{"ProviderTelemetry without ID", func() error { _, err := NewProviderTelemetry(v, ProviderOptions{Metrics: m}); return err }, "no connector ID"},
+	} {
+		if err := tc.new(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one saying %q", tc.name, err, tc.want)
+		}
 	}
 }
 
@@ -214,7 +230,7 @@ func histogramCount(t *testing.T, m *Metrics, id, outcome string) uint64 {
 
 func TestMetricsHandlerServesEverySeries(t *testing.T) {
 	m := NewMetrics()
-	c := WithMetrics(WithProviderTelemetry(&fakeVendor{}, m, nil, "fake-sms"), m, "fake-sms")
+	c := newSendMetrics(t, newProviderTelemetry(t, &fakeVendor{}, m, nil), m)
 	if _, err := c.Send(context.Background(), msgTo("+14155550123", connector.UsageSignIn)); err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@
 // secret: a destination is its country calling code, a failure its reason and the vendor's
 // error code.
 //
-// The pieces are decorators of connector.SmsConnector (WithMetrics, WithProviderTelemetry;
+// The pieces are decorators of connector.SmsConnector (SendMetrics, ProviderTelemetry;
 // where each sits is written in sdk.Defend) and gRPC server options, so a second vendor gets
 // all of it unchanged. Start wires them for a binary (package sdk's --metrics-listen and
 // --otlp-endpoint).
@@ -174,8 +174,8 @@ func (t *Telemetry) MetricsAddr() string {
 	return t.addr.String()
 }
 
-// WrapVendor wraps the vendor's own connector with WithProviderTelemetry, labelled with its
-// metadata id.
+// WrapVendor wraps the vendor's own connector in a ProviderTelemetry of what is on, labelled
+// with its metadata id; with metrics and tracing off it returns vendor unchanged.
 func (t *Telemetry) WrapVendor(ctx context.Context, vendor connector.SmsConnector) (connector.SmsConnector, error) {
 	if t == nil || (t.metrics == nil && t.tp == nil) || vendor == nil {
 		return vendor, nil
@@ -184,14 +184,19 @@ func (t *Telemetry) WrapVendor(ctx context.Context, vendor connector.SmsConnecto
 	if err != nil {
 		return nil, err
 	}
-	var tp trace.TracerProvider
-	if t.tp != nil {
-		tp = t.tp
+	o := ProviderOptions{Metrics: t.metrics, ID: id}
+	if t.tp != nil { // a nil *sdktrace.TracerProvider is not a nil interface
+		o.TracerProvider = t.tp
 	}
-	return WithProviderTelemetry(vendor, t.metrics, tp, id), nil
+	p, err := NewProviderTelemetry(vendor, o)
+	if err != nil {
+		return nil, err // not a nil *ProviderTelemetry in a non-nil interface
+	}
+	return p, nil
 }
 
-// WrapSends wraps the defended connector with WithMetrics, labelled with its metadata id.
+// WrapSends wraps the defended connector in a SendMetrics, labelled with its metadata id; with
+// metrics off it returns c unchanged.
 func (t *Telemetry) WrapSends(ctx context.Context, c connector.SmsConnector) (connector.SmsConnector, error) {
 	if t == nil || t.metrics == nil || c == nil {
 		return c, nil
@@ -200,7 +205,11 @@ func (t *Telemetry) WrapSends(ctx context.Context, c connector.SmsConnector) (co
 	if err != nil {
 		return nil, err
 	}
-	return WithMetrics(c, t.metrics, id), nil
+	m, err := NewSendMetrics(c, SendMetricsOptions{Metrics: t.metrics, ID: id})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // connectorID asks c for its id.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -157,6 +158,11 @@ func TestTracingSpans(t *testing.T) {
 		t.Fatal("the send the vendor refuses succeeded")
 	}
 
+	// The server ends an RPC's span after the client has its answer: wait for all four (the
+	// deadline is a guard against a hang, not a check).
+	for deadline := time.Now().Add(10 * time.Second); len(exp.GetSpans()) < 4 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	spans := exp.GetSpans().Snapshots()
 	var rpcs, providers []sdktrace.ReadOnlySpan
 	for _, sp := range spans {
@@ -175,6 +181,8 @@ func TestTracingSpans(t *testing.T) {
 		}
 		t.Fatalf("spans %q: want 2 SendMessage RPC spans and 2 provider spans", names)
 	}
+	// A provider span ends before its answer, an RPC span after: order the RPCs as the sends.
+	slices.SortFunc(rpcs, func(a, b sdktrace.ReadOnlySpan) int { return a.StartTime().Compare(b.StartTime()) })
 	for i := range 2 {
 		rpc, prov := rpcs[i], providers[i]
 		if rpc.SpanKind() != trace.SpanKindServer || prov.SpanKind() != trace.SpanKindClient {

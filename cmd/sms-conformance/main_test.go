@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net"
-	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -13,22 +11,13 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
+	"github.com/sms-connector/sms-connector/internal/testutil/testbin"
 )
 
 // TestMain removes the binaries the end-to-end tests built and fails the package's tests if a
 // goroutine (a server, a client, a process waiter) outlives them.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: goroutines outlived the tests: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	goleak.VerifyTestMain(m, goleak.Cleanup(testbin.RemoveAndExit))
 }
 
 // brokenServer breaks the contract in plain sight: its metadata has no "en" name, it accepts

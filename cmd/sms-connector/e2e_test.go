@@ -1,145 +1,37 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sms-connector/sms-connector/connector/twilio/twiliotest"
+	"github.com/sms-connector/sms-connector/internal/testutil/testbin"
 )
 
 // These tests drive the built binary with the real grpcurl binary, the way an operator would.
 
-var (
-	binOnce            sync.Once
-	binPath, grpcurl   string
-	binErr             error
-	repoRoot           = filepath.Join("..", "..")
-	startupLineTimeout = 60 * time.Second // a guard against a hang, not a performance check
-)
-
-// buildBinaries compiles bin/sms-connector and the pinned grpcurl into a temporary folder once.
-func buildBinaries(t *testing.T) (string, string) {
+// startBinary runs the built binary with args and waits until it serves.
+func startBinary(t *testing.T, args ...string) *testbin.Process {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sms-connector-e2e-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "sms-connector")
-		grpcurl = filepath.Join(dir, "grpcurl")
-		for _, args := range [][]string{
-			{"build", "-o", binPath, "./cmd/sms-connector"},
-			{"build", "-modfile=tools/go.mod", "-o", grpcurl, "github.com/fullstorydev/grpcurl/cmd/grpcurl"},
-		} {
-			cmd := exec.Command("go", args...)
-			cmd.Dir = repoRoot
-			if out, err := cmd.CombinedOutput(); err != nil {
-				binErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-				return
-			}
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath, grpcurl
-}
-
-// process is a running sms-connector with its stderr captured.
-type process struct {
-	cmd    *exec.Cmd
-	addr   string
-	mu     sync.Mutex
-	stderr bytes.Buffer
-	done   chan struct{}
-}
-
-// logs returns everything the process wrote to stderr so far.
-func (p *process) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
-
-// startBinary runs the binary with args and waits for its "serving" log line.
-func startBinary(t *testing.T, args ...string) *process {
-	t.Helper()
-	bin, _ := buildBinaries(t)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "SMS_CONNECTOR_LISTEN=") // the flags decide
-	pr, pw := io.Pipe()
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.stderr.WriteString(line + "\n")
-			p.mu.Unlock()
-			var entry map[string]any
-			if json.Unmarshal([]byte(line), &entry) == nil && entry["msg"] == "sms-connector serving" {
-				addrc <- entry["address"].(string)
-			}
-		}
-	}()
-	go func() {
-		_ = cmd.Wait()
-		pw.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-	})
-	select {
-	case p.addr = <-addrc:
-	case <-p.done:
-		t.Fatalf("binary exited before serving:\n%s", p.logs())
-	case <-time.After(startupLineTimeout):
-		t.Fatalf("binary did not start serving:\n%s", p.logs())
-	}
-	return p
-}
-
-// stop sends SIGTERM and returns the exit code.
-func (p *process) stop(t *testing.T) int {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
-	return p.cmd.ProcessState.ExitCode()
+	return testbin.Start(t, testbin.Build(t, "./cmd/sms-connector"), args...)
 }
 
 // grpcurlRun runs grpcurl against p with args and returns stdout+stderr and the exit code.
-func grpcurlRun(t *testing.T, p *process, args ...string) (string, int) {
+func grpcurlRun(t *testing.T, p *testbin.Process, args ...string) (string, int) {
 	t.Helper()
-	_, gc := buildBinaries(t)
+	gc := testbin.Build(t, "github.com/fullstorydev/grpcurl/cmd/grpcurl", "-modfile=tools/go.mod")
 	target := []string{"-plaintext"}
-	if strings.HasPrefix(p.addr, "unix://") {
-		target = append(target, "-unix", strings.TrimPrefix(p.addr, "unix://"))
+	if strings.HasPrefix(p.Addr, "unix://") {
+		target = append(target, "-unix", strings.TrimPrefix(p.Addr, "unix://"))
 	} else {
-		target = append(target, p.addr)
+		target = append(target, p.Addr)
 	}
 	// grpcurl wants flags, then the address, then the method.
 	var flags, rest []string
@@ -214,15 +106,15 @@ func TestBinarySandboxWithGrpcurl(t *testing.T) {
 			t.Fatalf("unexpected response: %+v", resp)
 		}
 		// The emulator's log line shows the rendered body with the code.
-		if !regexp.MustCompile(`"sid":"` + resp.MessageID + `".*"body":"\[sandbox\] Your SignIn verification code is 123456\."`).MatchString(p.logs()) {
-			t.Fatalf("sandbox log lacks the rendered message %s:\n%s", resp.MessageID, p.logs())
+		if !regexp.MustCompile(`"sid":"` + resp.MessageID + `".*"body":"\[sandbox\] Your SignIn verification code is 123456\."`).MatchString(p.Logs.String()) {
+			t.Fatalf("sandbox log lacks the rendered message %s:\n%s", resp.MessageID, p.Logs.String())
 		}
 	})
 	t.Run("SendMessage localised", func(t *testing.T) {
 		out, code := grpcurlRun(t, p, "-d", `{"to":"+1 (500) 555-0006","usage_type":"USAGE_TYPE_SIGN_IN","payload":{"code":"987654","locale":"fr-CA"}}`,
 			"connector.sms.v1.SmsConnector/SendMessage")
-		if code != 0 || !strings.Contains(p.logs(), "Votre code de connexion est 987654.") {
-			t.Fatalf("localised send (exit %d):\n%s\n%s", code, out, p.logs())
+		if code != 0 || !strings.Contains(p.Logs.String(), "Votre code de connexion est 987654.") {
+			t.Fatalf("localised send (exit %d):\n%s\n%s", code, out, p.Logs.String())
 		}
 	})
 	t.Run("ValidateConfig", func(t *testing.T) {
@@ -258,10 +150,8 @@ func TestBinarySandboxWithGrpcurl(t *testing.T) {
 		}
 	})
 
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit code after SIGTERM = %d\n%s", code, p.logs())
-	}
-	logs := p.logs()
+	p.Stop(t)
+	logs := p.Logs.String()
 	if strings.Contains(logs, twiliotest.SandboxAuthToken) {
 		t.Fatalf("the auth token appears in the debug log:\n%s", logs)
 	}
@@ -284,9 +174,7 @@ func TestBinaryUnixSocket(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"messageId": "SM`) {
 		t.Fatalf("SendMessage over unix socket (exit %d):\n%s", code, out)
 	}
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit code = %d", code)
-	}
+	p.Stop(t)
 }
 
 func TestBinaryWithoutConfigNeverPretends(t *testing.T) {
@@ -295,11 +183,11 @@ func TestBinaryWithoutConfigNeverPretends(t *testing.T) {
 	if code == 0 || !strings.Contains(out, `"code": 9`) || !strings.Contains(out, `"reason": "CONFIG_MISSING"`) {
 		t.Fatalf("want FAILED_PRECONDITION CONFIG_MISSING, got (exit %d):\n%s", code, out)
 	}
-	p.stop(t)
+	p.Stop(t)
 }
 
 func TestBinaryRefusesBadStartup(t *testing.T) {
-	bin, _ := buildBinaries(t)
+	bin := testbin.Build(t, "./cmd/sms-connector")
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	if err := os.WriteFile(bad, []byte(`{"accountSID":"nope","authToken":"x","templates":[]}`), 0o600); err != nil {
 		t.Fatal(err)

@@ -32,6 +32,7 @@ import (
 	"github.com/sms-connector/sms-connector/connector"
 	"github.com/sms-connector/sms-connector/connector/twilio/twiliotest"
 	"github.com/sms-connector/sms-connector/internal/testutil"
+	"github.com/sms-connector/sms-connector/internal/testutil/testbin"
 	"github.com/sms-connector/sms-connector/smsplugin"
 )
 
@@ -77,7 +78,7 @@ func processGone(pid int) bool {
 }
 
 func TestPluginThroughTheGoHost(t *testing.T) {
-	bin, _ := buildBinaries(t)
+	bin := testbin.Build(t, "./cmd/sms-connector")
 	tests := []struct {
 		name    string
 		opts    []smsplugin.LaunchOption
@@ -200,7 +201,7 @@ func TestPluginThroughTheGoHost(t *testing.T) {
 }
 
 func TestPluginConsoleConnectorThroughTheGoHost(t *testing.T) {
-	bin, _ := buildBinaries(t)
+	bin := testbin.Build(t, "./cmd/sms-connector")
 	var stderr testutil.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
 	defer cancel()
@@ -240,7 +241,7 @@ func pluginEnv(t *testing.T, extra ...string) []string {
 }
 
 func TestPluginHandshakeByHand(t *testing.T) {
-	bin, _ := buildBinaries(t)
+	bin := testbin.Build(t, "./cmd/sms-connector")
 	hostPEM := string(hostCertificatePEM(t))
 	tests := []struct {
 		name string
@@ -342,7 +343,7 @@ func TestPluginHandshakeByHand(t *testing.T) {
 }
 
 func TestPluginRefusals(t *testing.T) {
-	bin, _ := buildBinaries(t)
+	bin := testbin.Build(t, "./cmd/sms-connector")
 	cookie := smsplugin.MagicCookieKey + "=" + smsplugin.MagicCookieValue
 	tests := []struct {
 		name string
@@ -398,11 +399,9 @@ func TestBinaryConsoleConnector(t *testing.T) {
 	if !regexp.MustCompile(`^console-[0-9a-f]{32}$`).MatchString(resp.MessageID) || resp.Status != "written" || resp.ConnectorID != "console-sms" {
 		t.Errorf("unexpected response: %+v", resp)
 	}
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit code = %d", code)
-	}
-	if !regexp.MustCompile(`"id":"` + resp.MessageID + `".*"body":"Your sign-in verification code is 123456\.`).MatchString(p.logs()) {
-		t.Errorf("the console line for %s is missing:\n%s", resp.MessageID, p.logs())
+	p.Stop(t)
+	if !regexp.MustCompile(`"id":"` + resp.MessageID + `".*"body":"Your sign-in verification code is 123456\.`).MatchString(p.Logs.String()) {
+		t.Errorf("the console line for %s is missing:\n%s", resp.MessageID, p.Logs.String())
 	}
 }
 
@@ -430,6 +429,6 @@ func hostCertificatePEM(t *testing.T) []byte {
 
 func TestMain(m *testing.M) {
 	// The Go host (go-plugin's client) and the emulators run in this process: all of their
-	// goroutines must be gone once Kill and Close have returned.
-	goleak.VerifyTestMain(m)
+	// goroutines must be gone once Kill and Close have returned. The built binaries go too.
+	goleak.VerifyTestMain(m, goleak.Cleanup(testbin.RemoveAndExit))
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/sms-connector/sms-connector/connector/twilio/twiliotest"
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
 	"github.com/sms-connector/sms-connector/internal/testpki"
+	"github.com/sms-connector/sms-connector/internal/testutil/testbin"
 	"github.com/sms-connector/sms-connector/smsplugin"
 )
 
@@ -100,7 +101,7 @@ func TestBinaryBearerToken(t *testing.T) {
 	tokenFile := writeFile(t, "token", []byte("  "+bearerToken+"\n")) // trimmed
 	p := startBinary(t, "--config", twilioConfigFile(t), "--twilio-api-url", emu.URL,
 		"--auth-token-file", tokenFile, "--listen", "127.0.0.1:0", "--log-level", "debug")
-	conn, client := clientTo(t, p.addr, insecure.NewCredentials())
+	conn, client := clientTo(t, p.Addr, insecure.NewCredentials())
 
 	for _, tt := range []struct{ name, header string }{
 		{"without credentials", ""},
@@ -136,12 +137,10 @@ func TestBinaryBearerToken(t *testing.T) {
 	if n := len(emu.Messages()); n != 2 {
 		t.Errorf("the emulator accepted %d messages, want 2", n)
 	}
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit code %d\n%s", code, p.logs())
-	}
-	assertNoSecrets(t, p.logs(), bearerToken, twiliotest.SandboxAuthToken)
-	if !strings.Contains(p.logs(), `"error.reason":"UNAUTHENTICATED"`) {
-		t.Errorf("the refusals are not logged with their reason:\n%s", p.logs())
+	p.Stop(t)
+	assertNoSecrets(t, p.Logs.String(), bearerToken, twiliotest.SandboxAuthToken)
+	if !strings.Contains(p.Logs.String(), `"error.reason":"UNAUTHENTICATED"`) {
+		t.Errorf("the refusals are not logged with their reason:\n%s", p.Logs.String())
 	}
 }
 
@@ -158,7 +157,7 @@ func TestBinaryBearerTokenHealthExempt(t *testing.T) {
 	if code == 0 || !strings.Contains(out, `"code": 16`) || !strings.Contains(out, `"reason": "UNAUTHENTICATED"`) {
 		t.Errorf("SendMessage without a token (exit %d):\n%s", code, out)
 	}
-	p.stop(t)
+	p.Stop(t)
 }
 
 func TestBinaryMutualTLS(t *testing.T) {
@@ -183,7 +182,7 @@ func TestBinaryMutualTLS(t *testing.T) {
 		}})},
 		{"plaintext", insecure.NewCredentials()},
 	} {
-		_, client := clientTo(t, p.addr, tt.creds)
+		_, client := clientTo(t, p.Addr, tt.creds)
 		if _, err := client.SendMessage(rpcCtx(t), sendReq("+14155550123")); status.Code(err) != codes.Unavailable {
 			t.Errorf("%s: %v, want UNAVAILABLE (the TLS handshake fails)", tt.name, err)
 		}
@@ -191,26 +190,24 @@ func TestBinaryMutualTLS(t *testing.T) {
 	if n := emu.Requests(); n != 0 {
 		t.Fatalf("%d requests reached Twilio without a valid client certificate", n)
 	}
-	_, client := clientTo(t, p.addr, tlsClient(&tls.Config{Certificates: []tls.Certificate{good.TLS}}))
+	_, client := clientTo(t, p.Addr, tlsClient(&tls.Config{Certificates: []tls.Certificate{good.TLS}}))
 	if _, err := client.SendMessage(rpcCtx(t), sendReq("+14155550123")); err != nil {
 		t.Fatalf("the CA's client certificate: %v", err)
 	}
 	if n := len(emu.Messages()); n != 1 {
 		t.Errorf("the emulator accepted %d messages, want 1", n)
 	}
-	if !strings.Contains(p.logs(), `"client_certificates":true`) {
-		t.Errorf("the start-up log does not say client certificates are required:\n%s", p.logs())
+	if !strings.Contains(p.Logs.String(), `"client_certificates":true`) {
+		t.Errorf("the start-up log does not say client certificates are required:\n%s", p.Logs.String())
 	}
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit code %d", code)
-	}
+	p.Stop(t)
 }
 
 // runBinary runs the binary to its end with args and extra environment, and returns its
 // output and exit code.
 func runBinary(t *testing.T, env []string, args ...string) (string, int) {
 	t.Helper()
-	bin, _ := buildBinaries(t)
+	bin := testbin.Build(t, "./cmd/sms-connector")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -230,14 +227,12 @@ func TestBinaryExposedAddressNeedsAuth(t *testing.T) {
 		{"--auth-token-file", writeFile(t, "token", []byte(bearerToken))},
 	} {
 		p := startBinary(t, append([]string{"--sandbox", "--listen", "0.0.0.0:0"}, args...)...)
-		if code := p.stop(t); code != 0 {
-			t.Errorf("%v: exit code %d", args, code)
+		p.Stop(t)
+		if args[0] == "--insecure" && !strings.Contains(p.Logs.String(), "without caller authentication") {
+			t.Errorf("--insecure on 0.0.0.0 is not warned about:\n%s", p.Logs.String())
 		}
-		if args[0] == "--insecure" && !strings.Contains(p.logs(), "without caller authentication") {
-			t.Errorf("--insecure on 0.0.0.0 is not warned about:\n%s", p.logs())
-		}
-		if args[0] == "--auth-token-file" && !strings.Contains(p.logs(), "clear text") {
-			t.Errorf("a token without TLS on 0.0.0.0 is not warned about:\n%s", p.logs())
+		if args[0] == "--auth-token-file" && !strings.Contains(p.Logs.String(), "clear text") {
+			t.Errorf("a token without TLS on 0.0.0.0 is not warned about:\n%s", p.Logs.String())
 		}
 	}
 }
@@ -290,7 +285,7 @@ func TestBinaryGracefulStopUnderLoad(t *testing.T) {
 	emu.SetLatency(2 * time.Second) // long enough for all of them to be in flight at once
 	policy := writeFile(t, "policy.json", []byte(`{"recipient":[{"max":1000,"window":"1m"}],"prefix":[{"max":1000,"window":"1h"}]}`))
 	p := startBinary(t, "--config", twilioConfigFile(t), "--twilio-api-url", emu.URL, "--policy", policy, "--listen", "127.0.0.1:0")
-	_, client := clientTo(t, p.addr, insecure.NewCredentials())
+	_, client := clientTo(t, p.Addr, insecure.NewCredentials())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a guard against a hang
 	defer cancel()
@@ -311,9 +306,7 @@ func TestBinaryGracefulStopUnderLoad(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	if code := p.stop(t); code != 0 {
-		t.Errorf("exit code %d after SIGTERM, want 0\n%s", code, p.logs())
-	}
+	p.Stop(t)
 	wg.Wait()
 	sids := map[string]bool{}
 	for _, m := range emu.Messages() {
@@ -330,8 +323,8 @@ func TestBinaryGracefulStopUnderLoad(t *testing.T) {
 	if len(sids) != sends {
 		t.Errorf("the emulator accepted %d messages, want %d", len(sids), sends)
 	}
-	if !strings.Contains(p.logs(), "shutting down: finishing in-flight RPCs") {
-		t.Errorf("no graceful shutdown in the log:\n%s", p.logs())
+	if !strings.Contains(p.Logs.String(), "shutting down: finishing in-flight RPCs") {
+		t.Errorf("no graceful shutdown in the log:\n%s", p.Logs.String())
 	}
 }
 
@@ -352,7 +345,7 @@ func TestBinaryDebugLogsHoldNoSecrets(t *testing.T) {
 	}
 	p := startBinary(t, "--config", writeFile(t, "twilio.json", raw), "--twilio-api-url", emu.URL, "--log-level", "debug",
 		"--auth-token-file", writeFile(t, "token", []byte(bearerToken)), "--listen", "127.0.0.1:0")
-	_, client := clientTo(t, p.addr, insecure.NewCredentials())
+	_, client := clientTo(t, p.Addr, insecure.NewCredentials())
 	authed := metadata.AppendToOutgoingContext(rpcCtx(t), "authorization", "Bearer "+bearerToken)
 
 	if _, err := client.SendMessage(authed, sendReq("+14155550123")); err != nil {
@@ -377,10 +370,8 @@ func TestBinaryDebugLogsHoldNoSecrets(t *testing.T) {
 			t.Errorf("a send with a broken config succeeded")
 		}
 	}
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit code %d", code)
-	}
-	logs := p.logs()
+	p.Stop(t)
+	logs := p.Logs.String()
 	assertNoSecrets(t, logs, binKeySecret, strings.ToLower(binKeySecret), bearerToken, twiliotest.SandboxAuthToken)
 	for _, want := range []string{`"error.reason":"PROVIDER_AUTH_FAILED"`, `"error.reason":"INVALID_CONFIG"`, `"error.reason":"UNAUTHENTICATED"`, `"level":"debug"`} {
 		if !strings.Contains(logs, want) {

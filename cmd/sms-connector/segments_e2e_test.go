@@ -50,7 +50,7 @@ func TestBinaryMaxSegments(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			_, err = smsv1.NewSmsConnectorClient(testutil.Dial(t, p.addr)).SendMessage(ctx, &smsv1.SendMessageRequest{
+			_, err = smsv1.NewSmsConnectorClient(testutil.Dial(t, p.Addr)).SendMessage(ctx, &smsv1.SendMessageRequest{
 				To: "+15005550006", UsageType: smsv1.UsageType_USAGE_TYPE_SIGN_IN,
 				Payload: &smsv1.Payload{Code: "123456"}, ConfigJson: string(cfg),
 			})

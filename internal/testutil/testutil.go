@@ -1,6 +1,6 @@
 // Package testutil holds the helpers this module's tests share: a clock moved by hand, a
-// buffer safe for concurrent writers, a gRPC client connection closed with the test, and the
-// module's binaries built once per test process. It is for tests only.
+// buffer safe for concurrent writers and a gRPC client connection closed with the test. Its
+// subpackage testbin builds and runs the module's binaries. It is for tests only.
 package testutil
 
 import (
