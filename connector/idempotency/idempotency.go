@@ -32,8 +32,16 @@
 // refused as INVALID_REQUEST rather than answered with another message's receipt. ClientIP is
 // not part of the request's identity: a retry may come through another address.
 //
-// Memory is bounded by Options.MaxEntries; when it is full the oldest stored answer is
-// forgotten first.
+// Memory is bounded: at most Options.MaxEntries keys, in flight or answered, taking at most
+// Options.MaxBytes as the store counts them (a fixed cost per key, for the entry, its map and
+// queue slots, plus the strings of its stored receipt or error; refused sends whose errors are
+// stored count like any other). When a new key would go over either bound, its send is refused
+// with RATE_LIMITED and a RetryAfter saying when the oldest stored answer expires (at least a
+// second): no stored answer is forgotten before its window, since forgetting one early would
+// let a retry send a second SMS. Duplicates of keys already remembered are answered as usual.
+// Answers whose window has passed are dropped at the next send with a key, and the store's
+// map and queue are reallocated once they have shrunk well below their peak, so that the
+// memory goes back to the Go runtime.
 //
 // Where the Connector sits among the other decorators is written in sdk.Defend.
 package idempotency
@@ -58,17 +66,49 @@ const (
 	// DefaultWindow is how long an answer is kept: longer than a platform's retries of one
 	// send, and than a verification code's usual lifetime.
 	DefaultWindow = 10 * time.Minute
-	// DefaultMaxEntries bounds the stored answers (about 300 bytes each).
+	// DefaultMaxEntries bounds the keys remembered at once: a sustained 166 sends with
+	// distinct keys per second over the default window.
 	DefaultMaxEntries = 100_000
+	// DefaultMaxBytes bounds the memory the remembered keys take, as the store counts it:
+	// DefaultMaxEntries receipts fit, with room for longer errors.
+	DefaultMaxBytes = 64 << 20
 )
+
+// Costs the store counts against Options.MaxBytes, besides the bytes of the strings it keeps.
+// They are what the Go runtime allocates for each, rounded up; BenchmarkStore100k checks the
+// total against the heap.
+const (
+	// entryCost is one key: its entry, its channel, its map slot and its queue slot.
+	entryCost = 400
+	// receiptCost is a stored receipt's struct.
+	receiptCost = 112
+	// errorCost is a stored error's structs (a connector.Error and its wrapped causes).
+	errorCost = 256
+	// violationCost is each of a stored error's violations.
+	violationCost = 32
+)
+
+// minRetryAfter is the least RetryAfter of a refusal because the store is full.
+const minRetryAfter = time.Second
+
+// shrinkMin is the peak size under which the store never reallocates its map and queue: they
+// are too small for it to matter.
+const shrinkMin = 1024
 
 // Options configure a Connector; zero values take the defaults.
 type Options struct {
 	// Window is how long after its send's answer a key is remembered (default DefaultWindow).
 	Window time.Duration
 	// MaxEntries bounds how many keys are remembered, in flight or answered (default
-	// DefaultMaxEntries).
+	// DefaultMaxEntries). A new key beyond it is refused with RATE_LIMITED; see the package
+	// documentation.
 	MaxEntries int
+	// MaxBytes bounds the memory the remembered keys take, as the store counts it (default
+	// DefaultMaxBytes): a fixed cost per key plus its stored answer's strings. It is checked
+	// when a new key arrives, which is refused like one beyond MaxEntries; the answers of the
+	// sends in flight then may take the store over it by their own size. The process's heap
+	// holds more than this count: the garbage collector's headroom (GOGC) comes on top.
+	MaxBytes int64
 	// Now is the clock (default time.Now); tests pass a fake one.
 	Now func() time.Time
 }
@@ -79,10 +119,13 @@ type Connector struct {
 	connector.Forward // ValidateConfig and Metadata are the wrapped connector's
 	window            time.Duration
 	max               int
+	maxBytes          int64
 	now               func() time.Time
 
 	mu      sync.Mutex
 	entries map[[sha256.Size]byte]*entry
+	peak    int         // the most entries since the map was last allocated
+	bytes   int64       // what the entries take, as counted against maxBytes
 	stored  []storedKey // answered entries in the order they expire
 	head    int         // stored[:head] are gone
 }
@@ -113,6 +156,7 @@ type entry struct {
 	receipt *connector.Receipt
 	err     error
 	expires time.Time
+	size    int64 // what the entry takes, as counted in Connector.bytes (guarded by Connector.mu)
 }
 
 var _ connector.SmsConnector = (*Connector)(nil)
@@ -126,13 +170,18 @@ func New(next connector.SmsConnector, o Options) (*Connector, error) {
 		return nil, fmt.Errorf("idempotency: negative Window %v", o.Window)
 	case o.MaxEntries < 0:
 		return nil, fmt.Errorf("idempotency: negative MaxEntries %d", o.MaxEntries)
+	case o.MaxBytes < 0:
+		return nil, fmt.Errorf("idempotency: negative MaxBytes %d", o.MaxBytes)
 	}
-	c := &Connector{Forward: connector.Forward{Next: next}, window: o.Window, max: o.MaxEntries, now: o.Now, entries: make(map[[sha256.Size]byte]*entry)}
+	c := &Connector{Forward: connector.Forward{Next: next}, window: o.Window, max: o.MaxEntries, maxBytes: o.MaxBytes, now: o.Now, entries: make(map[[sha256.Size]byte]*entry)}
 	if c.window == 0 {
 		c.window = DefaultWindow
 	}
 	if c.max == 0 {
 		c.max = DefaultMaxEntries
+	}
+	if c.maxBytes == 0 {
+		c.maxBytes = DefaultMaxBytes
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -144,8 +193,8 @@ func New(next connector.SmsConnector, o Options) (*Connector, error) {
 // and tenant is in flight or was answered within the window; see the package documentation.
 // A message without a key is sent as is. Besides the wrapped connector's errors it returns
 // INVALID_REQUEST for a key reused with a different request, CANCELLED or PROVIDER_TIMEOUT
-// when ctx ends while waiting for a concurrent duplicate, and RATE_LIMITED when MaxEntries
-// sends with keys are in flight at once.
+// when ctx ends while waiting for a concurrent duplicate, and RATE_LIMITED for a new key when
+// the store is full (MaxEntries or MaxBytes).
 func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
 	if msg == nil || msg.IdempotencyKey == "" {
 		return c.Next.Send(ctx, msg)
@@ -194,16 +243,29 @@ func (c *Connector) join(key, request [sha256.Size]byte) (e *entry, lead bool, e
 		e.joined++
 		return e, false, nil
 	}
-	if len(c.entries) >= c.max && !c.evictOldest() {
-		return nil, false, &connector.Error{
-			Reason:     connector.ReasonRateLimited,
-			Message:    fmt.Sprintf("%d sends with idempotency keys are in flight, the most the connector tracks; retry shortly", c.max),
-			RetryAfter: time.Second,
-		}
+	if len(c.entries) >= c.max || c.bytes+entryCost > c.maxBytes {
+		return nil, false, c.full(now)
 	}
-	e = &entry{request: request, done: make(chan struct{})}
+	e = &entry{request: request, done: make(chan struct{}), size: entryCost}
 	c.entries[key] = e
+	c.bytes += e.size
+	c.peak = max(c.peak, len(c.entries))
 	return e, true, nil
+}
+
+// full is the refusal of a new key when the store is full: retry when the oldest stored
+// answer expires, or after minRetryAfter when every key is in flight. c.mu is held.
+func (c *Connector) full(now time.Time) error {
+	wait := minRetryAfter
+	if c.head < len(c.stored) {
+		wait = max(wait, c.stored[c.head].e.expires.Sub(now))
+	}
+	return &connector.Error{
+		Reason: connector.ReasonRateLimited,
+		Message: fmt.Sprintf("the idempotency store is full (%d keys, %d bytes remembered; at most %d keys, %d bytes); retry after %v, when the oldest answer expires",
+			len(c.entries), c.bytes, c.max, c.maxBytes, wait.Round(time.Millisecond)),
+		RetryAfter: wait,
+	}
 }
 
 // lead sends msg for the entry e of key and settles it. If the wrapped connector panics, the
@@ -229,15 +291,42 @@ func (c *Connector) settle(key [sha256.Size]byte, e *entry, o outcome, r *connec
 	}
 	e.err = err
 	e.outcome = o
+	var size int64
+	if o == kept {
+		size = answerSize(e.receipt, err)
+	}
 	c.mu.Lock()
 	if o == kept {
 		e.expires = c.now().Add(c.window)
+		e.size += size
+		c.bytes += size
 		c.stored = append(c.stored, storedKey{key, e})
-	} else if c.entries[key] == e {
-		delete(c.entries, key)
+	} else {
+		c.forget(key, e)
+		c.shrink()
 	}
 	c.mu.Unlock()
 	close(e.done)
+}
+
+// answerSize is what a stored answer takes besides its entry, as counted against MaxBytes.
+// An error's causes are counted by the length of its text.
+func answerSize(r *connector.Receipt, err error) int64 {
+	var n int
+	if r != nil {
+		n += receiptCost + len(r.MessageID) + len(r.Status) + len(r.Encoding) + len(r.To) + len(r.Sender)
+	}
+	if err != nil {
+		n += errorCost + len(err.Error())
+		var ce *connector.Error
+		if errors.As(err, &ce) {
+			n += len(ce.Provider) + len(ce.MoreInfo)
+			for _, v := range ce.Violations {
+				n += violationCost + len(v.Field) + len(v.Description)
+			}
+		}
+	}
+	return int64(n)
 }
 
 // outcomeOf decides what becomes of a send's answer; see the package documentation.
@@ -284,33 +373,47 @@ func waitError(ctxErr error) error {
 
 // expire forgets the stored answers whose window has passed. c.mu is held.
 func (c *Connector) expire(now time.Time) {
+	n := 0
 	for c.head < len(c.stored) && !now.Before(c.stored[c.head].e.expires) {
-		c.forgetHead()
+		s := c.stored[c.head]
+		c.stored[c.head] = storedKey{}
+		c.head++
+		c.forget(s.key, s.e)
+		n++
 	}
-}
-
-// evictOldest forgets the stored answer that would expire first, to make room. It reports
-// false when there is none (every entry is in flight). c.mu is held.
-func (c *Connector) evictOldest() bool {
-	if c.head == len(c.stored) {
-		return false
+	if n == 0 {
+		return
 	}
-	c.forgetHead()
-	return true
-}
-
-// forgetHead drops the first stored answer of the queue. c.mu is held.
-func (c *Connector) forgetHead() {
-	s := c.stored[c.head]
-	c.stored[c.head] = storedKey{}
-	c.head++
-	if c.entries[s.key] == s.e {
-		delete(c.entries, s.key)
-	}
-	if c.head > len(c.stored)/2 { // compact, so the queue does not grow without end
-		c.stored = append(c.stored[:0], c.stored[c.head:]...)
+	if c.head > len(c.stored)/2 {
+		// A new queue, not the old one's array: a queue that once held a peak keeps its
+		// capacity otherwise.
+		rest := c.stored[c.head:]
+		c.stored = make([]storedKey, len(rest))
+		copy(c.stored, rest)
 		c.head = 0
 	}
+	c.shrink()
+}
+
+// forget drops e, the entry of key, and gives back what it took. c.mu is held.
+func (c *Connector) forget(key [sha256.Size]byte, e *entry) {
+	if c.entries[key] == e {
+		delete(c.entries, key)
+		c.bytes -= e.size
+	}
+}
+
+// shrink moves the entries to a new map once they are well below their peak: a Go map keeps
+// the memory of the most entries it held. c.mu is held.
+func (c *Connector) shrink() {
+	if c.peak < shrinkMin || len(c.entries) > c.peak/4 {
+		return
+	}
+	m := make(map[[sha256.Size]byte]*entry, len(c.entries))
+	for k, e := range c.entries {
+		m[k] = e
+	}
+	c.entries, c.peak = m, len(m)
 }
 
 // Len reports how many keys are remembered, in flight or answered.

@@ -407,46 +407,6 @@ func TestPanicReleasesWaiters(t *testing.T) {
 	}
 }
 
-func TestBoundedMemory(t *testing.T) {
-	next := &fakeConnector{}
-	c, clk := newConnector(t, next, Options{MaxEntries: 3})
-	ctx := context.Background()
-	for i := range 5 {
-		clk.Advance(time.Second)
-		if _, err := c.Send(ctx, keyed(fmt.Sprint("k", i), tenantA)); err != nil {
-			t.Fatal(err)
-		}
-		if c.Len() > 3 {
-			t.Fatalf("%d keys remembered, over MaxEntries 3", c.Len())
-		}
-	}
-	// k0 and k1 were forgotten to make room; k2..k4 are remembered.
-	for i, wantSend := range []bool{false, false, false, true} {
-		key := []string{"k4", "k3", "k2", "k0"}[i]
-		before := next.Calls()
-		if _, err := c.Send(ctx, keyed(key, tenantA)); err != nil {
-			t.Fatal(err)
-		}
-		if sent := next.Calls() > before; sent != wantSend {
-			t.Errorf("%s: sent again %v, want %v", key, sent, wantSend)
-		}
-	}
-	// Many keys over many windows: the queue is compacted, the map stays small.
-	for i := range 1000 {
-		clk.Advance(time.Minute)
-		if _, err := c.Send(ctx, keyed(fmt.Sprint("x", i), tenantA)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.mu.Lock()
-	queued := len(c.stored) - c.head
-	capacity := cap(c.stored)
-	c.mu.Unlock()
-	if c.Len() > 3 || queued > 3 || capacity > 64 {
-		t.Errorf("%d keys, %d queued, queue capacity %d", c.Len(), queued, capacity)
-	}
-}
-
 func TestFullOfSendsInFlight(t *testing.T) {
 	next := gated(&fakeConnector{})
 	c, _ := newConnector(t, next, Options{MaxEntries: 2})
