@@ -2,7 +2,6 @@ package twilio
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -205,7 +204,8 @@ func TestRetryWaitHonoursContext(t *testing.T) {
 }
 
 // TestRetryConnectionRefused: a refused connection never reached Twilio, so it is retried, and
-// after MaxAttempts dials Send gives up with PROVIDER_UNAVAILABLE.
+// after MaxAttempts dials Send gives up with PROVIDER_UNAVAILABLE, whose RetryAfter says the
+// caller may try again (nothing was sent).
 func TestRetryConnectionRefused(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -233,8 +233,8 @@ func TestRetryConnectionRefused(t *testing.T) {
 			c.sleep = w.sleep
 			_, err = c.Send(context.Background(), message(emuConfig(t)))
 			checkNoSecrets(t, err)
-			if e := asError(t, err); e.Reason != connector.ReasonProviderUnavailable {
-				t.Errorf("got %v, want PROVIDER_UNAVAILABLE", err)
+			if e := asError(t, err); e.Reason != connector.ReasonProviderUnavailable || e.RetryAfter != DefaultRetryAfter {
+				t.Errorf("got %v (RetryAfter %v), want PROVIDER_UNAVAILABLE with RetryAfter %v", err, e.RetryAfter, DefaultRetryAfter)
 			}
 			if n := int(dials.Load()); n != attempts {
 				t.Errorf("%d dials, want %d", n, attempts)
@@ -273,36 +273,6 @@ func TestBackoff(t *testing.T) {
 		c.randN = func(int64) int64 { return 0 } // the smallest
 		if got := c.backoff(tt.retry); got != 0 {
 			t.Errorf("retry %d: smallest wait %v, want 0", tt.retry, got)
-		}
-	}
-}
-
-// TestRetryable classifies the failures: only those that prove Twilio never processed the
-// request are retried.
-func TestRetryable(t *testing.T) {
-	dial := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
-	tests := []struct {
-		name string
-		err  *connector.Error
-		want bool
-	}{
-		{"429", &connector.Error{Reason: connector.ReasonProviderRateLimited}, true},
-		{"dial refused", &connector.Error{Reason: connector.ReasonProviderUnavailable, Err: fmt.Errorf("x: %w", dial)}, true},
-		{"proxy connect", &connector.Error{Reason: connector.ReasonProviderUnavailable, Err: &net.OpError{Op: "proxyconnect", Err: errors.New("refused")}}, true},
-		{"DNS temporary", &connector.Error{Reason: connector.ReasonProviderUnavailable, Err: &net.DNSError{Err: "server misbehaving", IsTemporary: true}}, true},
-		{"DNS timeout", &connector.Error{Reason: connector.ReasonProviderUnavailable, Err: &net.DNSError{Err: "timeout", IsTimeout: true}}, true},
-		{"DNS no such host", &connector.Error{Reason: connector.ReasonProviderUnavailable, Err: &net.DNSError{Err: "no such host", IsNotFound: true}}, false},
-		{"certificate", &connector.Error{Reason: connector.ReasonProviderUnavailable, Err: &tls.CertificateVerificationError{Err: errors.New("bad")}}, false},
-		{"outcome unknown", &connector.Error{Reason: connector.ReasonProviderOutcomeUnknown, Err: &net.OpError{Op: "read", Err: errors.New("reset")}}, false},
-		{"timeout", &connector.Error{Reason: connector.ReasonProviderTimeout, Err: context.DeadlineExceeded}, false},
-		{"invalid response", &connector.Error{Reason: connector.ReasonProviderInvalidResponse}, false},
-		{"queue full", &connector.Error{Reason: connector.ReasonProviderQueueFull}, false},
-		{"rejected", &connector.Error{Reason: connector.ReasonProviderRejected}, false},
-		{"cancelled", &connector.Error{Reason: connector.ReasonCancelled, Err: context.Canceled}, false},
-	}
-	for _, tt := range tests {
-		if got := retryable(tt.err); got != tt.want {
-			t.Errorf("%s: retryable = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }
