@@ -246,6 +246,32 @@ func TestRetryConnectionRefused(t *testing.T) {
 	}
 }
 
+// TestRetryDeadlineCountsTheAttempt: a retry needs the wait and then another attempt; the last
+// attempt took 400 ms, so after a 429 asking for 1 s the 1.2 s left of a 1.6 s deadline cannot
+// hold both. The Send stops after one request, with Twilio's answer, rather than waiting and
+// running into the deadline.
+func TestRetryDeadlineCountsTheAttempt(t *testing.T) {
+	srv, c, w := retryEmulator(t, Options{})
+	srv.SetLatency(400 * time.Millisecond)
+	srv.InjectFault(twiliotest.Fault{Kind: twiliotest.FaultTooManyRequests, RetryAfter: time.Second}, -1)
+	ctx, cancel := context.WithTimeout(context.Background(), 1600*time.Millisecond)
+	defer cancel()
+	_, err := c.Send(ctx, message(emuConfig(t)))
+	e := asError(t, err)
+	if e.Reason != connector.ReasonProviderRateLimited || e.RetryAfter != time.Second {
+		t.Errorf("got %s (RetryAfter %v), want PROVIDER_RATE_LIMITED (RetryAfter 1s): %v", e.Reason, e.RetryAfter, err)
+	}
+	if !strings.Contains(e.Message, "not retried") {
+		t.Errorf("Message %q does not say why it was not retried", e.Message)
+	}
+	if n := srv.Requests(); n != 1 {
+		t.Errorf("emulator saw %d requests, want 1", n)
+	}
+	if ds := w.all(); len(ds) != 0 {
+		t.Errorf("waited %v", ds)
+	}
+}
+
 // TestBackoff checks the ceilings of exponential backoff and that the wait is drawn below them.
 func TestBackoff(t *testing.T) {
 	c, err := New(Options{})
