@@ -7,7 +7,8 @@
 // mapping of Twilio's answers to connector.Error reasons; the template list's validation,
 // template selection and rendering, phone-number normalisation and segment counting come from
 // package connector, and the classification of transport failures from connector/httpvendor.
-// A configuration is parsed once and what Send needs of it kept (connector.ConfigCache).
+// A configuration is parsed and validated once; what Send needs of it is kept for the sends
+// that follow.
 //
 // twilio-go takes no context and its base URL is a constant. Each attempt therefore gives
 // twilio-go an http.Client whose httpvendor.Transport binds the request to the attempt's
