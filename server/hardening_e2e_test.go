@@ -570,7 +570,7 @@ func TestFaultMatrix(t *testing.T) {
 		{name: "429 with Retry-After 1 min (longer than the connector waits)", setup: fault(tooMany(time.Minute), -1),
 			code: codes.Unavailable, reason: "PROVIDER_RATE_LIMITED", retry: time.Minute, requests: 1},
 		{name: "Twilio unreachable (connection refused)", tw: twilio.Options{APIURL: closed()},
-			code: codes.Unavailable, reason: "PROVIDER_UNAVAILABLE", requests: -1},
+			code: codes.Unavailable, reason: "PROVIDER_UNAVAILABLE", retry: twilio.DefaultRetryAfter, requests: -1},
 	}
 	for i, row := range rows {
 		t.Run(row.name, func(t *testing.T) {

@@ -210,7 +210,7 @@ func (c *Connector) write(ctx context.Context, e *Entry) error {
 	case err == nil:
 		return nil
 	case n == 0:
-		return &connector.Error{Reason: connector.ReasonProviderUnavailable, Provider: Provider,
+		return &connector.Error{Reason: connector.ReasonProviderUnavailable, Provider: Provider, RetryAfter: time.Second,
 			Message: "could not write the message to the console connector's output; nothing was written", Err: err}
 	default:
 		return &connector.Error{Reason: connector.ReasonProviderOutcomeUnknown, Provider: Provider,

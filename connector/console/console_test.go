@@ -365,6 +365,10 @@ func TestWriteFailures(t *testing.T) {
 			if !errors.As(err, &ce) || ce.Reason != tt.want || ce.Provider != Provider {
 				t.Fatalf("err = %v, want reason %s from %s", err, tt.want, Provider)
 			}
+			// Only "nothing was written" is safe to retry, so only it carries a delay (RetryInfo).
+			if wantDelay := tt.want == connector.ReasonProviderUnavailable; (ce.RetryAfter > 0) != wantDelay {
+				t.Errorf("RetryAfter = %v; want a delay: %v", ce.RetryAfter, wantDelay)
+			}
 			if tt.w.err != nil && !errors.Is(err, boom) {
 				t.Errorf("err = %v does not wrap the writer's error", err)
 			}

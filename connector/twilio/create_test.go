@@ -12,131 +12,52 @@ import (
 	"sync/atomic"
 	"testing"
 
-	twclient "github.com/twilio/twilio-go/client"
-	openapi "github.com/twilio/twilio-go/rest/api/v2010"
-
 	"github.com/sms-connector/sms-connector/connector"
 	"github.com/sms-connector/sms-connector/connector/twilio/twiliotest"
 )
 
-// sentRequest is what a capture saw of one request.
-type sentRequest struct {
-	method, url string
-	header      http.Header
-	body        string
-}
-
-// capture is a RoundTripper that records each request and answers twilioMessageJSON.
-type capture struct {
-	mu   sync.Mutex
-	reqs []sentRequest
-}
-
-func (c *capture) RoundTrip(req *http.Request) (*http.Response, error) {
-	var body []byte
-	if req.Body != nil {
-		body, _ = io.ReadAll(req.Body)
-		_ = req.Body.Close()
-	}
-	c.mu.Lock()
-	c.reqs = append(c.reqs, sentRequest{req.Method, req.URL.String(), req.Header.Clone(), string(body)})
-	c.mu.Unlock()
-	return cannedTransport{}.RoundTrip(req)
-}
-
-// last returns the last request recorded.
-func (c *capture) last(t *testing.T) sentRequest {
-	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.reqs) == 0 {
-		t.Fatal("no request was sent")
-	}
-	return c.reqs[len(c.reqs)-1]
-}
-
-// TestSendRequestMatchesCreateMessage: Send's request (method, URL, every header, form body)
-// is byte for byte the one twilio-go's CreateMessage sends for the same message and client.
-func TestSendRequestMatchesCreateMessage(t *testing.T) {
+// TestSendFormFields: for each shape of configuration, the emulator receives (through twilio-go's
+// CreateMessage over real HTTP) exactly the fields the configuration asks for, with the body
+// escaped and decoded intact, authenticated with the configured credentials.
+func TestSendFormFields(t *testing.T) {
+	const code = "a&b=c+d é%20" // characters the form encoding must escape
 	tests := []struct {
 		name   string
 		mutate []func(map[string]any)
+		want   twiliotest.Message // the fields compared: From, MessagingServiceSid, ValidityPeriod, RiskCheck
 	}{
-		{"messaging service", nil},
-		{"from number", []func(map[string]any){withFrom("+15005550006")}},
-		{"optional fields", []func(map[string]any){withFrom("Acme"), func(m map[string]any) {
+		{"messaging service", nil, twiliotest.Message{MessagingServiceSid: emuService}},
+		{"from number", []func(map[string]any){withFrom(twiliotest.FromValid)}, twiliotest.Message{From: twiliotest.FromValid}},
+		{"alphanumeric sender, validity period, risk check off", []func(map[string]any){withFrom("Acme"), func(m map[string]any) {
 			m["validityPeriod"] = 600
 			m["disableRiskCheck"] = true
-		}}},
+		}}, twiliotest.Message{From: "Acme", ValidityPeriod: 600, RiskCheck: "disable"}},
 		{"API key", []func(map[string]any){func(m map[string]any) {
 			delete(m, "authToken")
 			m["apiKeySID"], m["apiKeySecret"] = emuKeySID, emuKeySecret
-		}}},
-		{"regional host", []func(map[string]any){func(m map[string]any) { m["host"] = "api.dublin.ie1.twilio.com" }}},
+		}}, twiliotest.Message{MessagingServiceSid: emuService}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfgJSON := emuConfig(t, tt.mutate...)
-			msg := message(cfgJSON)
-			msg.Payload.Code = "a&b=c+d é" // characters the form encoding must escape
-
-			got := &capture{}
-			c, err := New(Options{Transport: got})
+			srv, c := emulator(t)
+			msg := message(emuConfig(t, tt.mutate...))
+			msg.Payload.Code = code
+			r, err := c.Send(context.Background(), msg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.Send(context.Background(), msg); err != nil {
-				t.Fatal(err)
+			msgs := srv.Messages()
+			if len(msgs) != 1 {
+				t.Fatalf("emulator has %d messages, want 1", len(msgs))
 			}
-
-			// The same message through twilio-go's CreateMessage, as the connector used to send it.
-			pc, vs := (&Connector{}).prepare(cfgJSON)
-			if len(vs) > 0 {
-				t.Fatal(vs)
+			got := msgs[0]
+			if got.Sid != r.MessageID || got.AccountSid != testAccount || got.To != recipient || got.Body != "Sign in with "+code+" at Acme" {
+				t.Errorf("emulator got %+v, receipt %+v", got, r)
 			}
-			rendered, err := pc.templates.Render(msg.UsageType, msg.Payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			params := &openapi.CreateMessageParams{}
-			params.SetTo(msg.To).SetBody(rendered.Body)
-			if pc.cfg.FromMessagingServiceSID != "" {
-				params.SetMessagingServiceSid(pc.cfg.FromMessagingServiceSID)
-			} else {
-				params.SetFrom(pc.cfg.From)
-			}
-			if pc.cfg.ValidityPeriod > 0 {
-				params.SetValidityPeriod(pc.cfg.ValidityPeriod)
-			}
-			if pc.cfg.DisableRiskCheck {
-				params.SetRiskCheck("disable")
-			}
-			want := &capture{}
-			tc := &twclient.Client{
-				Credentials:         pc.credentials,
-				HTTPClient:          &http.Client{Transport: want, CheckRedirect: noRedirect},
-				UserAgentExtensions: []string{"sms-connector-twilio/" + Version},
-			}
-			tc.SetAccountSid(pc.cfg.AccountSID)
-			api := openapi.NewApiService(&twclient.RequestHandler{Client: tc, Edge: pc.edge, Region: pc.region})
-			if _, err := api.CreateMessage(params); err != nil {
-				t.Fatal(err)
-			}
-
-			g, w := got.last(t), want.last(t)
-			if g.method != w.method || g.url != w.url {
-				t.Errorf("request %s %s, CreateMessage sends %s %s", g.method, g.url, w.method, w.url)
-			}
-			if g.body != w.body {
-				t.Errorf("form %q, CreateMessage sends %q", g.body, w.body)
-			}
-			if len(g.header) != len(w.header) {
-				t.Errorf("headers %v, CreateMessage sends %v", g.header, w.header)
-			}
-			for k, wv := range w.header {
-				if gv := g.header[k]; strings.Join(gv, "\n") != strings.Join(wv, "\n") {
-					t.Errorf("header %s: %q, CreateMessage sends %q", k, gv, wv)
-				}
+			if got.From != tt.want.From || got.MessagingServiceSid != tt.want.MessagingServiceSid ||
+				got.ValidityPeriod != tt.want.ValidityPeriod || got.RiskCheck != tt.want.RiskCheck {
+				t.Errorf("emulator got From %q, MessagingServiceSid %q, ValidityPeriod %d, RiskCheck %q; want %+v",
+					got.From, got.MessagingServiceSid, got.ValidityPeriod, got.RiskCheck, tt.want)
 			}
 		})
 	}
@@ -191,10 +112,10 @@ func (a *answer) RoundTrip(req *http.Request) (*http.Response, error) {
 	}, nil
 }
 
-// TestSendDecodesResponse: how Send reads a 2xx answer. Only the SID and the status are read;
-// an answer that is not a JSON message, or has no SID, is PROVIDER_INVALID_RESPONSE and never
-// retried (Twilio may have created the message); either way the body is read to its end and
-// closed, so the connection goes back to the pool.
+// TestSendDecodesResponse: how Send reads a 2xx answer, which twilio-go decodes into its message
+// resource. An answer that is not a JSON message (a field of the wrong type included), or has no
+// SID, is PROVIDER_INVALID_RESPONSE and never retried (Twilio may have created the message);
+// either way the body is read to its end and closed, so the connection goes back to the pool.
 func TestSendDecodesResponse(t *testing.T) {
 	const sid = "SM0123456789abcdef0123456789abcdef"
 	tests := []struct {
@@ -208,7 +129,7 @@ func TestSendDecodesResponse(t *testing.T) {
 		{"200 OK", http.StatusOK, `{"sid":"` + sid + `","status":"queued"}`, "", "queued"},
 		{"status null", http.StatusCreated, `{"sid":"` + sid + `","status":null}`, "", ""},
 		{"no status", http.StatusCreated, `{"sid":"` + sid + `"}`, "", ""},
-		{"unused field of another type", http.StatusCreated, `{"sid":"` + sid + `","status":"queued","num_segments":1}`, "", "queued"},
+		{"field of another type", http.StatusCreated, `{"sid":"` + sid + `","status":"queued","num_segments":1}`, connector.ReasonProviderInvalidResponse, "HTTP 201 with a body that is not a message"},
 		{"data after the message", http.StatusCreated, `{"sid":"` + sid + `","status":"queued"}` + "\n<!-- trailer -->", "", "queued"},
 		{"HTML", http.StatusOK, "<html><body>OK</body></html>", connector.ReasonProviderInvalidResponse, "HTTP 200 with a body that is not a message"},
 		{"empty body", http.StatusCreated, "", connector.ReasonProviderInvalidResponse, "HTTP 201 with a body that is not a message"},

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"time"
 
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
+
 	"github.com/sms-connector/sms-connector/connector"
+	"github.com/sms-connector/sms-connector/connector/httpvendor"
 )
 
 // DefaultMaxAttempts is how many attempts one Send makes at most when Options.MaxAttempts is 0:
@@ -28,70 +29,42 @@ const (
 	maxRetryWait = 10 * time.Second
 )
 
-// create creates the message at Twilio with form, retrying the attempts that prove Twilio never
-// processed the request (see retryable), at most c.maxAttempts in all. Before each retry it
-// waits the backoff or the answer's Retry-After, whichever is longer, unless that wait is
-// longer than maxRetryWait or would leave less time before ctx's deadline than the last attempt
-// took: then it returns the last failure at once, rather than sleeping into a
-// DEADLINE_EXCEEDED.
-func (c *Connector) create(ctx context.Context, pc *prepared, form url.Values) (createdMessage, error) {
+// create creates the message at Twilio with params, retrying the attempts that prove Twilio
+// never processed the request (httpvendor.Retryable), at most c.maxAttempts in all. Before
+// each retry it waits the backoff or the answer's Retry-After, whichever is longer, unless that
+// wait is longer than maxRetryWait, or the wait and then another attempt as long as the last
+// one would end past ctx's deadline: then it returns the last failure at once, rather than
+// sleeping into a DEADLINE_EXCEEDED.
+func (c *Connector) create(ctx context.Context, pc *prepared, params *openapi.CreateMessageParams) (*openapi.ApiV2010Message, error) {
 	for n := 1; ; n++ {
 		start := time.Now()
-		m, header, err := c.attempt(ctx, pc, form)
+		m, retryAfter, err := c.attempt(ctx, pc, params)
 		if err == nil {
 			return m, nil
 		}
-		if !retryable(err) {
-			return createdMessage{}, err
+		if !httpvendor.Retryable(err) {
+			return nil, err
 		}
 		if n >= c.maxAttempts {
 			if n > 1 {
 				err.Message += fmt.Sprintf(" (gave up after %d attempts)", n)
 			}
-			return createdMessage{}, err
+			return nil, err
 		}
-		wait := c.backoff(n)
-		if header != "" {
-			wait = max(wait, retryAfter(header))
-		}
+		wait := max(c.backoff(n), retryAfter)
 		if wait > maxRetryWait {
 			err.Message += fmt.Sprintf(" (not retried: Twilio asks to wait %v, longer than the connector waits before a retry)", wait.Round(time.Millisecond))
-			return createdMessage{}, err
+			return nil, err
 		}
+		// Measured now, after the attempt: the time left, and how long an attempt takes.
 		if dl, ok := ctx.Deadline(); ok && wait+time.Since(start) >= time.Until(dl) {
 			err.Message += fmt.Sprintf(" (not retried: the request's deadline leaves no time to wait %v and try again)", wait.Round(time.Millisecond))
-			return createdMessage{}, err
+			return nil, err
 		}
 		if serr := c.sleep(ctx, wait); serr != nil {
-			return createdMessage{}, interruptedWait(err, serr)
+			return nil, interruptedWait(err, serr)
 		}
 	}
-}
-
-// retryable reports whether e proves that Twilio never processed the attempt, so another
-// attempt cannot create a second message: Twilio throttled it (HTTP 429, error 20429), or the
-// connection failed before the request was written.
-func retryable(e *connector.Error) bool {
-	switch e.Reason {
-	case connector.ReasonProviderRateLimited:
-		return true
-	case connector.ReasonProviderUnavailable:
-		return dialFailed(e.Err)
-	}
-	return false
-}
-
-// dialFailed reports whether err is a failure to connect that may pass: the dial to Twilio or
-// to the proxy failed (refused, unreachable, timed out), or a DNS lookup failed temporarily. A
-// name that does not exist or a certificate that does not verify is not retried: it will not
-// change in a few hundred milliseconds.
-func dialFailed(err error) bool {
-	var dns *net.DNSError
-	if errors.As(err, &dns) {
-		return dns.IsTemporary || dns.IsTimeout
-	}
-	var op *net.OpError
-	return errors.As(err, &op) && (op.Op == "dial" || op.Op == "proxyconnect")
 }
 
 // backoff returns the wait before retry number n (1 for the first retry): uniform in

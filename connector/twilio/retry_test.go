@@ -2,7 +2,6 @@ package twilio
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -205,7 +204,8 @@ func TestRetryWaitHonoursContext(t *testing.T) {
 }
 
 // TestRetryConnectionRefused: a refused connection never reached Twilio, so it is retried, and
-// after MaxAttempts dials Send gives up with PROVIDER_UNAVAILABLE.
+// after MaxAttempts dials Send gives up with PROVIDER_UNAVAILABLE, whose RetryAfter says the
+// caller may try again (nothing was sent).
 func TestRetryConnectionRefused(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -233,8 +233,8 @@ func TestRetryConnectionRefused(t *testing.T) {
 			c.sleep = w.sleep
 			_, err = c.Send(context.Background(), message(emuConfig(t)))
 			checkNoSecrets(t, err)
-			if e := asError(t, err); e.Reason != connector.ReasonProviderUnavailable {
-				t.Errorf("got %v, want PROVIDER_UNAVAILABLE", err)
+			if e := asError(t, err); e.Reason != connector.ReasonProviderUnavailable || e.RetryAfter != DefaultRetryAfter {
+				t.Errorf("got %v (RetryAfter %v), want PROVIDER_UNAVAILABLE with RetryAfter %v", err, e.RetryAfter, DefaultRetryAfter)
 			}
 			if n := int(dials.Load()); n != attempts {
 				t.Errorf("%d dials, want %d", n, attempts)
@@ -243,6 +243,32 @@ func TestRetryConnectionRefused(t *testing.T) {
 				t.Errorf("%d waits, want %d", n, attempts-1)
 			}
 		})
+	}
+}
+
+// TestRetryDeadlineCountsTheAttempt: a retry needs the wait and then another attempt; the last
+// attempt took 400 ms, so after a 429 asking for 1 s the 1.2 s left of a 1.6 s deadline cannot
+// hold both. The Send stops after one request, with Twilio's answer, rather than waiting and
+// running into the deadline.
+func TestRetryDeadlineCountsTheAttempt(t *testing.T) {
+	srv, c, w := retryEmulator(t, Options{})
+	srv.SetLatency(400 * time.Millisecond)
+	srv.InjectFault(twiliotest.Fault{Kind: twiliotest.FaultTooManyRequests, RetryAfter: time.Second}, -1)
+	ctx, cancel := context.WithTimeout(context.Background(), 1600*time.Millisecond)
+	defer cancel()
+	_, err := c.Send(ctx, message(emuConfig(t)))
+	e := asError(t, err)
+	if e.Reason != connector.ReasonProviderRateLimited || e.RetryAfter != time.Second {
+		t.Errorf("got %s (RetryAfter %v), want PROVIDER_RATE_LIMITED (RetryAfter 1s): %v", e.Reason, e.RetryAfter, err)
+	}
+	if !strings.Contains(e.Message, "not retried") {
+		t.Errorf("Message %q does not say why it was not retried", e.Message)
+	}
+	if n := srv.Requests(); n != 1 {
+		t.Errorf("emulator saw %d requests, want 1", n)
+	}
+	if ds := w.all(); len(ds) != 0 {
+		t.Errorf("waited %v", ds)
 	}
 }
 
@@ -273,36 +299,6 @@ func TestBackoff(t *testing.T) {
 		c.randN = func(int64) int64 { return 0 } // the smallest
 		if got := c.backoff(tt.retry); got != 0 {
 			t.Errorf("retry %d: smallest wait %v, want 0", tt.retry, got)
-		}
-	}
-}
-
-// TestRetryable classifies the failures: only those that prove Twilio never processed the
-// request are retried.
-func TestRetryable(t *testing.T) {
-	dial := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
-	tests := []struct {
-		name string
-		err  *connector.Error
-		want bool
-	}{
-		{"429", &connector.Error{Reason: connector.ReasonProviderRateLimited}, true},
-		{"dial refused", &connector.Error{Reason: connector.ReasonProviderUnavailable, Err: fmt.Errorf("x: %w", dial)}, true},
-		{"proxy connect", &connector.Error{Reason: connector.ReasonProviderUnavailable, Err: &net.OpError{Op: "proxyconnect", Err: errors.New("refused")}}, true},
-		{"DNS temporary", &connector.Error{Reason: connector.ReasonProviderUnavailable, Err: &net.DNSError{Err: "server misbehaving", IsTemporary: true}}, true},
-		{"DNS timeout", &connector.Error{Reason: connector.ReasonProviderUnavailable, Err: &net.DNSError{Err: "timeout", IsTimeout: true}}, true},
-		{"DNS no such host", &connector.Error{Reason: connector.ReasonProviderUnavailable, Err: &net.DNSError{Err: "no such host", IsNotFound: true}}, false},
-		{"certificate", &connector.Error{Reason: connector.ReasonProviderUnavailable, Err: &tls.CertificateVerificationError{Err: errors.New("bad")}}, false},
-		{"outcome unknown", &connector.Error{Reason: connector.ReasonProviderOutcomeUnknown, Err: &net.OpError{Op: "read", Err: errors.New("reset")}}, false},
-		{"timeout", &connector.Error{Reason: connector.ReasonProviderTimeout, Err: context.DeadlineExceeded}, false},
-		{"invalid response", &connector.Error{Reason: connector.ReasonProviderInvalidResponse}, false},
-		{"queue full", &connector.Error{Reason: connector.ReasonProviderQueueFull}, false},
-		{"rejected", &connector.Error{Reason: connector.ReasonProviderRejected}, false},
-		{"cancelled", &connector.Error{Reason: connector.ReasonCancelled, Err: context.Canceled}, false},
-	}
-	for _, tt := range tests {
-		if got := retryable(tt.err); got != tt.want {
-			t.Errorf("%s: retryable = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

@@ -363,11 +363,23 @@ func TestSendMapsTwilioErrors(t *testing.T) {
 
 func TestSendTimesOut(t *testing.T) {
 	t.Run("RPC deadline", func(t *testing.T) {
-		srv, c := emulator(t)
-		srv.SetLatency(30 * time.Second) // a hang would show as a test timeout
+		// Twilio and the connector's own timeout are both an hour away: only the caller's
+		// 100 ms deadline can end this Send, and well within the 10 s allowed to it.
+		srv, c := emulatorWith(t, Options{Timeout: time.Hour})
+		srv.SetLatency(time.Hour)
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		_, err := c.Send(ctx, message(emuConfig(t)))
+		errc := make(chan error, 1)
+		go func() {
+			_, err := c.Send(ctx, message(emuConfig(t)))
+			errc <- err
+		}()
+		var err error
+		select {
+		case err = <-errc:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Send did not return 10 s after its 100 ms deadline") // the emulator's Close ends it
+		}
 		checkNoSecrets(t, err)
 		if e := asError(t, err); e.Reason != connector.ReasonProviderTimeout || e.Provider != Provider {
 			t.Errorf("got %v, want PROVIDER_TIMEOUT", err)

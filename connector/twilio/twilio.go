@@ -1,36 +1,19 @@
 // Package twilio is the Twilio Programmable Messaging connector: it implements
-// connector.SmsConnector by creating one Twilio Message per Send through
-// github.com/twilio/twilio-go's client.
+// connector.SmsConnector by creating one Twilio Message per Send with twilio-go's
+// CreateMessage.
 //
 // Its configuration is Logto's Twilio SMS connector configuration, extended (see Config and
 // ParseConfig), so a Logto user can paste theirs. The connector does only Twilio's I/O and the
 // mapping of Twilio's answers to connector.Error reasons; the template list's validation,
 // template selection and rendering, phone-number normalisation and segment counting come from
-// package connector.
+// package connector, and the classification of transport failures from connector/httpvendor.
+// A configuration is parsed and validated once; what Send needs of it is kept for the sends
+// that follow.
 //
-// A configuration is parsed and validated once: the connector keeps what it prepares from each
-// valid configuration (the parsed Config, its compiled templates, the credentials) in a bounded
-// cache keyed by the SHA-256 of the configuration's bytes (connector.ConfigCache), so that a
-// platform sending its tenants' configurations with every request, or the server sending its
-// default one, pays for the parse only the first time.
-//
-// A message is created with twilio-go's request handler (client.RequestHandler.Post) rather
-// than its generated CreateMessage: the request is the one CreateMessage sends (same URL, form
-// fields and headers), and authentication, the User-Agent, the edge and region of the host and
-// the decoding of Twilio's error answers (*client.TwilioRestError) all stay twilio-go's. Only
-// the success answer is the connector's to decode, into the two fields it reads (sid and
-// status): decoding all twenty fields of twilio-go's ApiV2010Message was over half of the CPU
-// CreateMessage cost a Send. Fields the connector does not read are therefore not checked
-// either: a 2xx answer with a SID is a created message even when, say, num_segments is not the
-// string Twilio sends. The answer is decoded exactly as encoding/json's Decoder decodes it into
-// those two fields, result and error alike, but more cheaply: the body is read into a pooled
-// buffer and a single-pass scanner decodes it whenever it is sure to agree, as it is for every
-// answer Twilio sends; anything unusual goes to encoding/json itself (decode.go).
-//
-// twilio-go takes no context and its base URL is a constant. The connector therefore hands
-// twilio-go, per attempt, a light http.Client whose RoundTripper binds the request to the
-// attempt's context (deadline, Options.Timeout and cancellation all abort the HTTP call) and,
-// when Options.APIURL is set, sends it there instead; every Send shares the Connector's one
+// twilio-go takes no context and its base URL is a constant. Each attempt therefore gives
+// twilio-go an http.Client whose httpvendor.Transport binds the request to the attempt's
+// context (the caller's deadline and cancellation and Options.Timeout abort the HTTP call) and,
+// when Options.APIURL is set, sends it there instead; every attempt shares the Connector's one
 // underlying transport and so its pool of connections.
 //
 // Twilio has no idempotency key for message creation, so a retry is only safe when the failure
@@ -53,14 +36,14 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	twclient "github.com/twilio/twilio-go/client"
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 
 	"github.com/sms-connector/sms-connector/connector"
+	"github.com/sms-connector/sms-connector/connector/httpvendor"
 )
 
 // ID is the connector id, as Logto's: "twilio-short-message-service". Platforms key stored
@@ -114,7 +97,6 @@ type Connector struct {
 	userAgent    []string
 	configs      *connector.ConfigCache[*prepared] // valid configurations, prepared once
 	maxSegments  int                               // Options.MaxSegments
-	bodyBufs     sync.Pool                         // *[]byte buffers readMessage reads answers into
 
 	// Retry policy (see retry.go). Tests replace backoffBase, randN and sleep to run without
 	// real waits; nothing else changes them after New.
@@ -202,8 +184,7 @@ type prepared struct {
 	cfg          *Config
 	templates    *connector.TemplateSet // cfg.Templates, compiled
 	credentials  *twclient.Credentials  // read-only; shared by every Send
-	messagesURL  string                 // see messagesURL
-	edge, region string
+	edge, region string                 // of cfg.Host
 	sender       string
 }
 
@@ -217,7 +198,6 @@ func (c *Connector) prepare(raw []byte) (*prepared, []connector.Violation) {
 		cfg:         cfg,
 		templates:   connector.NewTemplateSet(cfg.Templates, MaxBodyLength, "Twilio's limit", c.maxSegments),
 		credentials: twclient.NewCredentials(cfg.credentials()),
-		messagesURL: messagesURL(cfg.AccountSID),
 		sender:      cfg.sender(),
 	}
 	p.edge, p.region = cfg.edgeRegion()
@@ -247,87 +227,82 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 		return nil, err
 	}
 
-	// The form twilio-go's CreateMessage would send for these parameters. It is built once and
-	// only read by each attempt.
-	form := url.Values{"To": {msg.To}, "Body": {rendered.Body}}
+	params := &openapi.CreateMessageParams{}
+	params.SetTo(msg.To).SetBody(rendered.Body)
 	if cfg.FromMessagingServiceSID != "" {
-		form.Set("MessagingServiceSid", cfg.FromMessagingServiceSID)
+		params.SetMessagingServiceSid(cfg.FromMessagingServiceSID)
 	} else {
-		form.Set("From", cfg.From)
+		params.SetFrom(cfg.From)
 	}
 	if cfg.ValidityPeriod > 0 {
-		form.Set("ValidityPeriod", strconv.Itoa(cfg.ValidityPeriod))
+		params.SetValidityPeriod(cfg.ValidityPeriod)
 	}
 	if cfg.DisableRiskCheck {
-		form.Set("RiskCheck", "disable")
+		params.SetRiskCheck("disable")
 	}
 
-	m, err := c.create(ctx, pc, form)
+	m, err := c.create(ctx, pc, params)
 	if err != nil {
 		return nil, err
 	}
-	return &connector.Receipt{
-		MessageID: m.Sid,
-		Status:    m.Status,
+	r := &connector.Receipt{
+		MessageID: *m.Sid,
 		Segments:  rendered.Segments,
 		Encoding:  rendered.Encoding,
 		To:        msg.To,
 		Sender:    pc.sender,
-	}, nil
+	}
+	if m.Status != nil {
+		r.Status = *m.Status
+	}
+	return r, nil
 }
 
-// messagesURL returns the URL of an account's Messages resource, to which a message is
-// POSTed, as twilio-go's CreateMessage builds it; twilio-go's request handler then puts the
-// configuration's edge and region into the host, and the attempt's transport replaces scheme
-// and host with Options.APIURL when one is set.
-func messagesURL(accountSID string) string {
-	return "https://api.twilio.com/2010-04-01/Accounts/" + accountSID + "/Messages.json"
-}
+// vendor names Twilio in the errors of connector/httpvendor.
+var vendor = httpvendor.Vendor{Provider: Provider, Name: "Twilio"}
 
-// formContentType is the Content-Type header twilio-go's CreateMessage sends.
-const formContentType = "application/x-www-form-urlencoded"
-
-// createdMessage is what the connector reads of the message resource Twilio answers to a
-// create call. twilio-go's ApiV2010Message has twenty fields, each decoded into a value of its
-// own; decoding only these two saves most of that work, and readMessage's single-pass scanner
-// (decodeCreated) most of the rest: encoding/json would still scan the whole body twice.
-type createdMessage struct {
-	Sid    string `json:"sid"`
-	Status string `json:"status"`
-}
-
-// attempt makes one attempt at creating the message with form, bounded by ctx and the attempt
-// timeout. On failure it also returns the answer's Retry-After header, if any, for the retry
-// loop.
-func (c *Connector) attempt(ctx context.Context, pc *prepared, form url.Values) (_ createdMessage, retryAfterHeader string, _ *connector.Error) {
+// attempt makes one attempt at creating the message with params, bounded by ctx and the
+// attempt timeout. On failure it also returns the delay the answer's Retry-After header asks
+// for, 0 when there is none, for the retry loop.
+func (c *Connector) attempt(ctx context.Context, pc *prepared, params *openapi.CreateMessageParams) (*openapi.ApiV2010Message, time.Duration, *connector.Error) {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	ac := c.newAttemptClient(actx, pc)
-	rt := &ac.transport
-	defer rt.finish() // after the decoding below, and before cancel
+	rt := &httpvendor.Transport{Base: c.transport, Context: actx, BaseURL: c.baseURL}
+	defer rt.Close() // twilio-go leaves the body of an error answer open
 
-	// twilio-go turns a 4xx or 5xx answer into an error (a *TwilioRestError, or a decode error
-	// when the body is not Twilio's error JSON) and returns any other, whose body should be the
-	// message. The headers map is fresh for each call because twilio-go may write to it (it
-	// adds X-Twilio-ApiVersion when given an API version).
-	var m createdMessage
-	resp, err := ac.handler.Post(pc.messagesURL, form, map[string]any{"Content-Type": formContentType}, "")
-	if err == nil {
-		// As CreateMessage: the first JSON value of the body, whatever follows it. readMessage
-		// gives json.NewDecoder(resp.Body).Decode's result and error, for less CPU.
-		m, err = c.readMessage(resp.Body)
-	}
+	client := &twclient.Client{Credentials: pc.credentials, HTTPClient: rt.Client(), UserAgentExtensions: c.userAgent}
+	client.SetAccountSid(pc.cfg.AccountSID)
+	// The request handler takes edge and region from the configuration's host alone:
+	// twilio-go's NewRequestHandler would take them from TWILIO_EDGE and TWILIO_REGION.
+	api := openapi.NewApiService(&twclient.RequestHandler{Client: client, Edge: pc.edge, Region: pc.region})
+
+	m, err := api.CreateMessage(params)
 	if err != nil {
-		return createdMessage{}, rt.header("Retry-After"), c.classify(ctx, actx, rt, err)
+		return nil, httpvendor.RetryAfter(rt.Header.Get("Retry-After")), classify(ctx, actx, rt, err)
 	}
-	if m.Sid == "" {
-		status := rt.status()
-		return createdMessage{}, "", &connector.Error{
+	// twilio-go returns any 2xx or 3xx answer as a message; without a SID it is none.
+	if m.Sid == nil || *m.Sid == "" {
+		return nil, 0, &connector.Error{
 			Reason:   connector.ReasonProviderInvalidResponse,
-			Message:  fmt.Sprintf("Twilio answered HTTP %d without a message SID; the message may or may not have been created", status),
+			Message:  fmt.Sprintf("Twilio answered HTTP %d without a message SID; the message may or may not have been created", rt.Status),
 			Provider: Provider,
-			Err:      fmt.Errorf("twilio: create message: HTTP %d response has no sid", status),
+			Err:      fmt.Errorf("twilio: create message: HTTP %d response has no sid", rt.Status),
 		}
 	}
-	return m, "", nil
+	return m, 0, nil
+}
+
+// newDefaultTransport returns the transport a Connector uses when Options.Transport is nil: a
+// clone of http.DefaultTransport (proxy from the environment, HTTP/2, dial and TLS timeouts)
+// that keeps enough idle connections to Twilio for concurrent sends: 256 per host, so that up
+// to 256 concurrent sends reuse their connections instead of opening and closing one each (Go's
+// default keeps 2).
+func newDefaultTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	t.TLSHandshakeTimeout = 10 * time.Second
+	t.ResponseHeaderTimeout = 0 // bounded by the attempt's context instead
+	return t
 }

@@ -247,11 +247,12 @@ const (
 	// "more_info" say which. FAILED_PRECONDITION. Logto: general.
 	ErrorReason_ERROR_REASON_PROVIDER_REJECTED ErrorReason = 17
 	// The vendor could not be reached and the request was never delivered to it (connection
-	// refused, DNS failure); retrying is safe. UNAVAILABLE. Logto: general.
+	// refused, DNS failure); nothing was sent, so retrying after RetryInfo's delay is safe.
+	// UNAVAILABLE. Logto: general.
 	ErrorReason_ERROR_REASON_PROVIDER_UNAVAILABLE ErrorReason = 18
 	// The vendor failed after it may have received the request (HTTP 5xx, connection lost after
-	// the request was written): the SMS may or may not exist. UNAVAILABLE. Do not retry blindly:
-	// the user could get two codes. Logto: general.
+	// the request was written): the SMS may or may not exist. UNAVAILABLE, never with a
+	// RetryInfo. Do not retry blindly: the user could get two codes. Logto: general.
 	ErrorReason_ERROR_REASON_PROVIDER_OUTCOME_UNKNOWN ErrorReason = 19
 	// The RPC deadline (or the connector's per-attempt timeout) passed while waiting for the
 	// vendor; the outcome is unknown as above. DEADLINE_EXCEEDED. Logto: general.
