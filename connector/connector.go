@@ -54,6 +54,12 @@ type Payload struct {
 	Code string
 	// Locale is the end user's BCP 47 language tag; it selects a localised template.
 	Locale string
+	// Locales lists the end user's further BCP 47 tags in preference order (Logto's
+	// uiLocales), tried after Locale when a template is selected.
+	Locales []string
+	// Link is a URL the message carries ({{link}}), as in an organization invitation, which
+	// has a link rather than a code.
+	Link string
 	// Variables holds further values (JSON-like: maps, strings, numbers, booleans).
 	Variables map[string]any
 }
