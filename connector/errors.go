@@ -39,6 +39,7 @@ const (
 	ReasonInternal                Reason = "INTERNAL"
 	ReasonUnauthenticated         Reason = "UNAUTHENTICATED"
 	ReasonOverloaded              Reason = "OVERLOADED"
+	ReasonStoreUnavailable        Reason = "STORE_UNAVAILABLE"
 )
 
 // Error is the one error type connectors return. Its Message is safe to show an operator and

@@ -42,6 +42,7 @@ var wantCode = []struct {
 	{connector.ReasonProviderRateLimited, codes.Unavailable},
 	{connector.ReasonProviderUnavailable, codes.Unavailable},
 	{connector.ReasonProviderOutcomeUnknown, codes.Unavailable},
+	{connector.ReasonStoreUnavailable, codes.Unavailable},
 	{connector.ReasonProviderTimeout, codes.DeadlineExceeded},
 	{connector.ReasonCancelled, codes.Canceled},
 	{connector.ReasonUnauthenticated, codes.Unauthenticated},

@@ -39,6 +39,7 @@ var refusalReasons = map[connector.Reason]bool{
 	connector.ReasonRateLimited:         true,
 	connector.ReasonCountryNotPermitted: true,
 	connector.ReasonOverloaded:          true,
+	connector.ReasonStoreUnavailable:    true,
 }
 
 // SendMetricsOptions configure NewSendMetrics.

@@ -57,6 +57,7 @@ var codeOf = map[connector.Reason]codes.Code{
 	connector.ReasonProviderRateLimited:    codes.Unavailable,
 	connector.ReasonProviderUnavailable:    codes.Unavailable,
 	connector.ReasonProviderOutcomeUnknown: codes.Unavailable,
+	connector.ReasonStoreUnavailable:       codes.Unavailable,
 
 	connector.ReasonProviderTimeout: codes.DeadlineExceeded,
 

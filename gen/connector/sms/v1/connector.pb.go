@@ -274,6 +274,11 @@ const (
 	// and refused this one rather than queue it; nothing was sent, so retrying after RetryInfo's
 	// delay is safe. RESOURCE_EXHAUSTED. Logto: rate_limit_exceeded.
 	ErrorReason_ERROR_REASON_OVERLOADED ErrorReason = 25
+	// The shared state store (--store: Redis) that holds idempotency claims and abuse-guard
+	// windows could not be reached or answered an error, and the operator's policy
+	// (--store-unavailable refuse) is to refuse rather than send unchecked. Nothing was sent, so
+	// retrying after RetryInfo's delay is safe. UNAVAILABLE. Logto: general.
+	ErrorReason_ERROR_REASON_STORE_UNAVAILABLE ErrorReason = 26
 )
 
 // Enum value maps for ErrorReason.
@@ -305,6 +310,7 @@ var (
 		23: "ERROR_REASON_INTERNAL",
 		24: "ERROR_REASON_UNAUTHENTICATED",
 		25: "ERROR_REASON_OVERLOADED",
+		26: "ERROR_REASON_STORE_UNAVAILABLE",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                0,
@@ -333,6 +339,7 @@ var (
 		"ERROR_REASON_INTERNAL":                   23,
 		"ERROR_REASON_UNAUTHENTICATED":            24,
 		"ERROR_REASON_OVERLOADED":                 25,
+		"ERROR_REASON_STORE_UNAVAILABLE":          26,
 	}
 )
 
@@ -1338,7 +1345,7 @@ const file_connector_sms_v1_connector_proto_rawDesc = "" +
 	"\bEncoding\x12\x18\n" +
 	"\x14ENCODING_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rENCODING_GSM7\x10\x01\x12\x11\n" +
-	"\rENCODING_UCS2\x10\x02*\xb8\a\n" +
+	"\rENCODING_UCS2\x10\x02*\xdc\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12%\n" +
@@ -1366,7 +1373,8 @@ const file_connector_sms_v1_connector_proto_rawDesc = "" +
 	"\x16ERROR_REASON_CANCELLED\x10\x16\x12\x19\n" +
 	"\x15ERROR_REASON_INTERNAL\x10\x17\x12 \n" +
 	"\x1cERROR_REASON_UNAUTHENTICATED\x10\x18\x12\x1b\n" +
-	"\x17ERROR_REASON_OVERLOADED\x10\x19*\xd4\x01\n" +
+	"\x17ERROR_REASON_OVERLOADED\x10\x19\x12\"\n" +
+	"\x1eERROR_REASON_STORE_UNAVAILABLE\x10\x1a*\xd4\x01\n" +
 	"\fFormItemType\x12\x1e\n" +
 	"\x1aFORM_ITEM_TYPE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13FORM_ITEM_TYPE_TEXT\x10\x01\x12\x19\n" +
