@@ -102,13 +102,16 @@ func start(t *testing.T, b sdk.Binary, args []string, e env) (*run, context.Canc
 	outR, outW := io.Pipe()
 	errR, errW := io.Pipe()
 	r := &run{code: make(chan int, 1), lines: make(chan string, 100), stdout: bufio.NewReader(outR)}
+	scanned := make(chan struct{}) // closed once every stderr line is in r.stderr
 	go func() {
 		code := sdk.Run(ctx, b, args, e.get, outW, errW)
 		outW.Close()
 		errW.Close()
+		<-scanned // so that a test that has the exit code reads every line
 		r.code <- code
 	}()
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(errR)
 		for sc.Scan() {
 			r.mu.Lock()
