@@ -16,9 +16,9 @@
 // Every rule ends as PASS, FAIL or SKIP with a message; a failure starts with "conformance:"
 // and says what the contract requires and what the server did instead. The rules about what a
 // connector answers (Metadata/*, ValidateConfig/ConfigTemplate, EmptyObject and MissingCode,
-// the receipt and the INVALID_CONFIG error) are connectortest's own, run on the answers
-// converted back to connector types; the others are the wire's. The rules, in the order they
-// run:
+// the receipt and the INVALID_CONFIG error) are written once in internal/contract and shared
+// with connectortest; this package runs them on the answers converted back to connector types
+// with internal/protoconv. The others are the wire's own. The rules, in the order they run:
 //
 //   - Health: grpc.health.v1 Check of Options.HealthService ("" is the server's overall health;
 //     plugin mode serves "plugin") answers SERVING.

@@ -1,7 +1,9 @@
 // Package connector is the vendor-neutral contract of an SMS connector: the interface a vendor
 // implements, the message, receipt and metadata types that cross it, the typed errors every
-// connector returns, and the helpers every vendor needs (template selection and rendering,
-// phone-number normalisation, segment counting) written once.
+// connector returns, and the helpers every vendor needs, written once: reading a configuration
+// (ConfigReader), keeping what was prepared from it (ConfigCache), template selection by usage
+// type and locale and rendering with the segment limit (TemplateSet), phone-number
+// normalisation and segment counting.
 //
 // A vendor package (for example connector/twilio) implements SmsConnector and does only the
 // vendor's I/O; the gRPC adapter in package server turns any SmsConnector into the

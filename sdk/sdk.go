@@ -11,7 +11,8 @@
 //     and each answers with its status), caller authentication (TLS, mutual TLS, a bearer
 //     token);
 //   - the same defences around every vendor's connector (see Defend): idempotent sends, an
-//     abuse guard against SMS pumping, segment and concurrency limits;
+//     abuse guard against SMS pumping, a concurrency limit; and --max-segments, which the
+//     vendor's connector applies where it renders the body (Runtime.MaxSegments);
 //   - plugin mode (package smsplugin), chosen by itself when a plugin host starts the binary:
 //     the handshake line on stdout, AutoMTLS, health "plugin", GRPCController.Shutdown,
 //     GRPCStdio, logs in go-plugin's JSON shape on stderr.

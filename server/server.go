@@ -1,11 +1,14 @@
 // Package server serves any connector.SmsConnector as the gRPC service
 // connector.sms.v1.SmsConnector. It converts requests and responses, validates requests before
-// a connector sees them, maps every connector.Error to a gRPC status with AIP-193 details (see
-// Status) — with the conversions of internal/protoconv, which the Go client in package
-// smsplugin shares for the way back — and adds
-// what every deployment needs once, for every connector: panic recovery, one log line per RPC,
-// grpc.health.v1 and server reflection, a receive size limit, caller authentication (TLS,
-// mutual TLS, a bearer token; see Auth) and graceful shutdown.
+// a connector sees them, and maps every connector.Error to a gRPC status with AIP-193 details,
+// bounded to fit any gRPC client's metadata limit (see Status). The conversions live in
+// internal/protoconv, which the Go client in package smsplugin shares for the way back.
+//
+// It adds what every deployment needs once, for every connector: panic recovery, one log line
+// per RPC, grpc.health.v1 and server reflection, a receive size limit, caller authentication
+// (TLS, mutual TLS, a bearer token; see Auth) and graceful shutdown, which, when its grace
+// ends, cancels the RPCs still running so that each answers its caller with a status (see
+// Shutdown).
 //
 // # Logging
 //

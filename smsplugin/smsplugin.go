@@ -11,8 +11,8 @@
 //     or a standalone sms-connector service).
 //   - Plugin side: Serve speaks the protocol for a connector; package sdk calls it, so a
 //     vendor's binary gets plugin mode without writing any of this.
-//   - Both: Handshake (the magic cookie and protocol version, also in the README for hosts in
-//     other languages), PluginName and GRPCPlugin, the go-plugin plugin.GRPCPlugin of the
+//   - Both: Handshake (the magic cookie and protocol version, also in docs/plugin.md for hosts
+//     in other languages), PluginName and GRPCPlugin, the go-plugin plugin.GRPCPlugin of the
 //     contract for hosts that use go-plugin's client directly.
 //
 // # The handshake

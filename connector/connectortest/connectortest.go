@@ -26,9 +26,11 @@
 //     that is not a JSON object; the Harness's InvalidConfigs reported with their fields; a
 //     template without {{code}} flagged with a field path.
 //   - TemplateSelection: the exact usage type's template, else Generic, else
-//     TEMPLATE_NOT_FOUND; by locale, the exact tag (case-insensitively), then its language,
-//     then the template without a locale. A connector whose ValidateConfig already rejects a
-//     template list with no fallback must then fail Send with INVALID_CONFIG instead.
+//     TEMPLATE_NOT_FOUND; by locale, the usage type's template in the exact tag
+//     (case-insensitively), then in its language, then Generic's in the tag or its language,
+//     before any template without a locale (connector.SelectTemplate's order). A connector
+//     whose ValidateConfig already rejects a template list with no fallback must then fail
+//     Send with INVALID_CONFIG instead.
 //   - Rendering: {{code}}, {{ code }}, {{locale}}, dotted variables, missing values as empty
 //     text, and rendered values never rendered again; checked on the delivered body, which
 //     must be exactly the rendered template.
