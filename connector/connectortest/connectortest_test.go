@@ -159,11 +159,13 @@ func (c *memConnector) Send(ctx context.Context, msg *connector.Message) (*conne
 }
 
 func (c *memConnector) send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
-	// A connector with flawIgnoresStalledCancel never looks at a context without a deadline, so
-	// that it reaches the stalled vendor even when the suite's cancel comes before it got there
-	// (a slow machine): the flaw shows whatever the timing.
-	_, hasDeadline := ctx.Deadline()
-	if c.flaw != flawIgnoresCancel && (c.flaw != flawIgnoresStalledCancel || hasDeadline) {
+	// Under the stall flaws, a Send reaches the stalled vendor even when its context ended
+	// before it got there (a slow machine), so that the flaw shows whatever the timing.
+	c.mu.Lock()
+	stalled := c.gate != nil
+	c.mu.Unlock()
+	toStall := stalled && (c.flaw == flawIgnoresStalledCancel || c.flaw == flawDeliversStalled)
+	if c.flaw != flawIgnoresCancel && !toStall {
 		if err := ctxErr(ctx); err != nil {
 			return nil, err
 		}
@@ -203,6 +205,7 @@ func (c *memConnector) send(ctx context.Context, msg *connector.Message) (*conne
 	gate := c.gate
 	c.mu.Unlock()
 	if gate != nil {
+		_, hasDeadline := ctx.Deadline()
 		if c.flaw == flawIgnoresStalledCancel && !hasDeadline {
 			<-gate
 		} else {
