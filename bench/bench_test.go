@@ -1,130 +1,211 @@
 package bench
 
 import (
+	"bytes"
 	"context"
-	"fmt"
-	"io"
-	"runtime"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
+	"go.uber.org/goleak"
+
+	"github.com/sms-connector/sms-connector/connector/twilio/twiliotest"
+	"github.com/sms-connector/sms-connector/internal/testutil/testbin"
 )
 
-// The Go benchmarks of the three paths. Each runs at 1, 16 and 64 concurrent callers
-// (b.SetParallelism over GOMAXPROCS; with a GOMAXPROCS that does not divide the number, the
-// next multiple runs) and reports, besides ns/op (wall time per send over all callers, so
-// 1e9/ns/op is the throughput), the p50 and p99 latency of one send. The emulator runs in a
-// child process (-emulator=inproc: in this one), so -benchmem and -cpuprofile see the path
-// alone:
-//
-//	go test -run '^$' -bench . -benchmem ./bench/
-//	go test -run '^$' -bench 'GRPCSend/config=per-request' -cpuprofile cpu.out ./bench/ && go tool pprof -top bench.test cpu.out
+// These tests check that the harness runs end to end on tiny settings and that the report
+// judges the budget as it says. They make no assertion about speed: the figures belong in
+// BENCHMARKS.md.
 
-// benchConcurrency are the caller counts of every benchmark.
-var benchConcurrency = []int{1, 16, 64}
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(testbin.RemoveAndExit))
+}
 
-// BenchmarkDirectTwilio is path (a): twilio-go's CreateMessage with one shared tuned transport.
-func BenchmarkDirectTwilio(b *testing.B) {
-	emu := benchEmulator(b)
-	tr := NewTransport()
-	defer tr.CloseIdleConnections()
-	send, err := NewDirect(emu.URL, tr)
+// TestRun runs every cell, the real binary included, twice for a few milliseconds, and checks
+// that both paths sent the workload's message without error, that the binary's memory was
+// read, and that the report has every part.
+func TestRun(t *testing.T) {
+	bin := testbin.Build(t, "./cmd/sms-connector")
+	var mu sync.Mutex
+	received := map[string]int{}
+	emu := twiliotest.NewServer(twiliotest.WithOnMessage(func(m twiliotest.Message) {
+		mu.Lock()
+		received[m.To+" "+m.From+" "+m.Body]++
+		mu.Unlock()
+	}))
+	defer emu.Close()
+
+	rep, err := Run(context.Background(), Options{
+		Binary: bin, EmulatorURL: emu.URL, Concurrency: []int{1, 2},
+		Warmup: 5 * time.Millisecond, Duration: 30 * time.Millisecond, Rounds: 2,
+	})
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
-	runCallers(b, send)
+	if got, want := len(rep.Cells), 2*2*(1+len(configModes())); got != want { // rounds × callers × ((a) + (c) per mode)
+		t.Fatalf("%d cells, want %d", got, want)
+	}
+	for _, c := range rep.Cells {
+		if c.Sends == 0 || c.Errors != 0 {
+			t.Errorf("%s %s, %d callers: %d sends, %d errors (first: %v)", c.Path, c.Config, c.Callers, c.Sends, c.Errors, c.FirstError)
+		}
+		if c.Path == PathGRPC && c.PeakRSS == 0 {
+			t.Errorf("%s %s, %d callers: the binary's peak RSS was not read", c.Path, c.Config, c.Callers)
+		}
+	}
+	mu.Lock()
+	want := To + " " + From + " " + Body
+	if len(received) != 1 || received[want] == 0 {
+		t.Errorf("the emulator received %v; want only %q", received, want)
+	}
+	mu.Unlock()
+	if rep.IdlePeakRSS == 0 || rep.Startup == 0 {
+		t.Errorf("idle peak RSS %d, start-up %v: want both read", rep.IdlePeakRSS, rep.Startup)
+	}
+
+	var md bytes.Buffer
+	if err := rep.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{
+		"### Cells", "| (a) direct | – | 2 |", "| (c) grpc | struct | 1 |", "| (c) grpc | config_json | 2 |",
+		"### Budget, this run", "| p99 added by (c) over (a) at 1 caller", "(rounds ", "| binary RSS idle < 30 MiB | peak ",
+		"| binary CPU per send at 64 callers ≤ 1.6 × (a)'s | – | not measured |",
+	} {
+		if !strings.Contains(md.String(), s) {
+			t.Errorf("the report lacks %q:\n%s", s, md.String())
+		}
+	}
 }
 
-// BenchmarkConnectorSend is path (b): the Twilio connector in process, with the default
-// configuration (shared bytes) and with a per-request copy.
-func BenchmarkConnectorSend(b *testing.B) {
-	emu := benchEmulator(b)
-	for _, mode := range []ConfigMode{ConfigDefault, ConfigPerRequest} {
-		b.Run("config="+string(mode), func(b *testing.B) {
-			c, err := NewConnector(emu.URL)
-			if err != nil {
-				b.Fatal(err)
+func TestPercentile(t *testing.T) {
+	var hundred []time.Duration
+	for i := 1; i <= 100; i++ {
+		hundred = append(hundred, time.Duration(i))
+	}
+	tests := []struct {
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{hundred, 0.50, 50},
+		{hundred, 0.99, 99},
+		{hundred, 1, 100},
+		{[]time.Duration{7}, 0.99, 7},
+		{[]time.Duration{1, 2, 3}, 0.50, 2},
+		{nil, 0.5, 0},
+	}
+	for _, tt := range tests {
+		if got := percentile(tt.sorted, tt.p); got != tt.want {
+			t.Errorf("percentile(%d values, %v) = %v, want %v", len(tt.sorted), tt.p, got, tt.want)
+		}
+	}
+}
+
+// cpuCell is a cell of 1,000 sends at callers in which the sending process spent cpu per send:
+// the generator for (a), the binary for (c).
+func cpuCell(round int, p Path, mode ConfigMode, callers int, cpu time.Duration) Cell {
+	c := Cell{Path: p, Config: mode, Callers: callers, Round: round, Sends: 1000, Elapsed: time.Second, P99: time.Millisecond}
+	if p == PathGRPC {
+		c.BinCPU = 1000 * cpu
+	} else {
+		c.GenCPU = 1000 * cpu
+	}
+	return c
+}
+
+// TestReportRounds checks how a report of several rounds judges: every comparison is between
+// cells of one round, and the median of the rounds' comparisons decides.
+func TestReportRounds(t *testing.T) {
+	us := time.Microsecond
+	tests := []struct {
+		name    string
+		a, c    []time.Duration // CPU per send of (a)'s generator and (c)'s binary in each round
+		want    string
+		wantMet bool
+	}{
+		// Round 3 is a burst of someone else's load that slowed the binary alone: its ratio is
+		// high, but the median is round 1's.
+		{"median of per-round ratios", []time.Duration{100 * us, 100 * us, 100 * us}, []time.Duration{170 * us, 150 * us, 400 * us}, "default 1.70 (rounds 1.70, 1.50, 4.00)", false},
+		{"within by the median", []time.Duration{100 * us, 100 * us, 100 * us}, []time.Duration{160 * us, 140 * us, 170 * us}, "default 1.60 (rounds 1.60, 1.40, 1.70)", true},
+		// Each round against its own (a): round 2's machine was slower for both.
+		{"within each round", []time.Duration{100 * us, 200 * us}, []time.Duration{150 * us, 300 * us}, "default 1.50 (rounds 1.50, 1.50)", true},
+		{"one round", []time.Duration{200 * us}, []time.Duration{250 * us}, "default 1.25", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Report{Options: Options{Concurrency: []int{64}, Rounds: len(tt.a)}}
+			for i := range tt.a {
+				r.Cells = append(r.Cells, cpuCell(i, PathDirect, "", 64, tt.a[i]), cpuCell(i, PathGRPC, ConfigDefault, 64, tt.c[i]))
 			}
-			defer c.Close()
-			runCallers(b, ConnectorSender(c, mode, 1))
+			got := r.budget()[0]
+			if got.measured != tt.want || (got.verdict == "yes") != tt.wantMet {
+				t.Errorf("budget = %q, %s; want %q, within %v", got.measured, got.verdict, tt.want, tt.wantMet)
+			}
 		})
 	}
 }
 
-// BenchmarkGRPCSend is path (c) in one process: SendMessage over loopback TCP to the gRPC
-// server (package server over the Twilio connector, logging at -serverlog level to nowhere),
-// so allocations and the CPU profile cover client and server together.
-func BenchmarkGRPCSend(b *testing.B) {
-	emu := benchEmulator(b)
-	for _, mode := range []ConfigMode{ConfigDefault, ConfigPerRequest, ConfigPerRequestJSON} {
-		b.Run("config="+string(mode), func(b *testing.B) {
-			addr := startServer(b, emu.URL, newServerLogger(b, *serverLog, io.Discard))
-			conn, err := DialGRPC(addr)
-			if err != nil {
-				b.Fatal(err)
+// TestReportConfigBudget checks the per-request config lines: the binary's CPU per send with a
+// per-request config against the default config's, each mode against its own budget, at every
+// number of callers.
+func TestReportConfigBudget(t *testing.T) {
+	us := time.Microsecond
+	r := &Report{Options: Options{Concurrency: []int{1, 64}, Rounds: 1}}
+	r.Cells = []Cell{
+		cpuCell(0, PathGRPC, ConfigDefault, 1, 200*us), cpuCell(0, PathGRPC, ConfigStruct, 1, 220*us), cpuCell(0, PathGRPC, ConfigJSON, 1, 204*us),
+		cpuCell(0, PathGRPC, ConfigDefault, 64, 100*us), cpuCell(0, PathGRPC, ConfigStruct, 64, 114*us), cpuCell(0, PathGRPC, ConfigJSON, 64, 106*us),
+	}
+	want := map[ConfigMode]string{
+		ConfigJSON:   "1 callers +2.0%; 64 callers +6.0%: **no**",
+		ConfigStruct: "1 callers +10.0%; 64 callers +14.0%: yes",
+	}
+	found := 0
+	for _, line := range r.budget() {
+		for mode, w := range want {
+			if strings.HasPrefix(line.name, "(c) "+string(mode)+":") {
+				found++
+				if got := line.measured + ": " + line.verdict; got != w {
+					t.Errorf("%s: %q, want %q", mode, got, w)
+				}
 			}
-			defer conn.Close()
-			runCallers(b, GRPCSender(smsv1.NewSmsConnectorClient(conn), mode, 1))
-		})
+		}
+	}
+	if found != len(want) {
+		t.Errorf("%d per-request config lines, want %d", found, len(want))
 	}
 }
 
-// runCallers runs send as a sub-benchmark per concurrency.
-func runCallers(b *testing.B, send SendFunc) {
-	for _, conc := range benchConcurrency {
-		b.Run(fmt.Sprintf("callers=%d", conc), func(b *testing.B) {
-			ctx := context.Background()
-			// Warm the connections (and for gRPC, the channel) outside the timer.
-			if _, err := Load(ctx, LoadOptions{Concurrency: conc, Duration: 20 * time.Millisecond}, send); err != nil {
-				b.Fatal(err)
-			}
-			var (
-				mu      sync.Mutex
-				all     []time.Duration
-				seq     atomic.Int64
-				failed  atomic.Bool
-				collect = func(lat []time.Duration) {
-					mu.Lock()
-					all = append(all, lat...)
-					mu.Unlock()
+// TestReportMemoryBudget checks the RSS lines: idle from the idle peak, under load from the
+// highest peak of the (c) cells at 64 callers, and "not measured" when unread.
+func TestReportMemoryBudget(t *testing.T) {
+	tests := []struct {
+		name       string
+		idle, at64 int64
+		want       [2]string
+	}{
+		{"within", 20 << 20, 50 << 20, [2]string{"peak 20.0 MiB: yes", "peak 50.0 MiB: yes"}},
+		{"over", 30 << 20, 61 << 20, [2]string{"peak 30.0 MiB: **no**", "peak 61.0 MiB: **no**"}},
+		{"unread", 0, 0, [2]string{": not measured", ": not measured"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Report{Options: Options{Concurrency: []int{64}, Rounds: 1}, IdlePeakRSS: tt.idle}
+			for _, mode := range configModes() {
+				c := cpuCell(0, PathGRPC, mode, 64, time.Microsecond)
+				c.PeakRSS = tt.at64 / 2
+				if mode == ConfigStruct {
+					c.PeakRSS = tt.at64
 				}
-			)
-			b.ReportAllocs()
-			if conc == 1 {
-				lat := make([]time.Duration, 0, 1024)
-				for b.Loop() {
-					t0 := time.Now()
-					if err := send(ctx, int(seq.Add(1))); err != nil {
-						b.Fatal(err)
-					}
-					lat = append(lat, time.Since(t0))
-				}
-				collect(lat)
-			} else {
-				procs := runtime.GOMAXPROCS(0)
-				b.SetParallelism((conc + procs - 1) / procs)
-				b.RunParallel(func(pb *testing.PB) {
-					lat := make([]time.Duration, 0, 1024)
-					for pb.Next() {
-						t0 := time.Now()
-						if err := send(ctx, int(seq.Add(1))); err != nil {
-							if !failed.Swap(true) {
-								b.Error(err)
-							}
-							continue
-						}
-						lat = append(lat, time.Since(t0))
-					}
-					collect(lat)
-				})
+				r.Cells = append(r.Cells, c)
 			}
-			b.StopTimer()
-			l := Summarize(all)
-			b.ReportMetric(float64(l.P50.Nanoseconds()), "p50-ns")
-			b.ReportMetric(float64(l.P99.Nanoseconds()), "p99-ns")
+			lines := r.budget()
+			for i, line := range lines[len(lines)-2:] {
+				if got := line.measured + ": " + line.verdict; got != tt.want[i] {
+					t.Errorf("%s: %q, want %q", line.name, got, tt.want[i])
+				}
+			}
 		})
 	}
 }

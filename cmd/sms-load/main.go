@@ -1,20 +1,17 @@
-// Command sms-load measures what sms-connector costs on top of calling Twilio directly, and
-// writes the markdown report of BENCHMARKS.md.
+// Command sms-load measures sms-connector against the budget of BENCHMARKS.md and writes the
+// markdown report: twilio-go called directly (a) and SendMessage through the built binary (c),
+// both against a Twilio emulator with no added latency (see package bench).
 //
-// It drives one workload three ways against a Twilio emulator with no added latency (run in a
-// child process of its own, so that its CPU time is counted apart): (a) twilio-go called
-// directly, the limit; (b) the Go connector in process; (c) SendMessage over gRPC through the
-// built binary (bin/sms-connector, a separate process started with --config and
-// --twilio-api-url), each at every concurrency, with the server's default configuration and
-// with a configuration in every request. It also times the binary's start-up: exec to the
-// serving log line, to the go-plugin handshake line (plugin mode, with the magic cookie of
-// package smsplugin) and to the first answered SendMessage. See package bench for what each figure means.
+// The emulator runs in a child process (this command, started again with an internal flag):
+// in the generator's process its server-side CPU would count as (a)'s and make the binary look
+// cheaper against it.
 //
-//	go build -o bin/sms-connector ./cmd/sms-connector
-//	go run ./cmd/sms-load -duration 3s > report.md
+//	make build
+//	go run ./cmd/sms-load -duration 3s -out report.md
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -23,25 +20,21 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sms-connector/sms-connector/bench"
-	"github.com/sms-connector/sms-connector/smsplugin"
+	"github.com/sms-connector/sms-connector/connector/twilio/twiliotest"
 )
 
-// serveEmulatorFlag makes the command act as the emulator child process.
-const serveEmulatorFlag = "-internal-serve-emulator"
+// serveEmulatorArg makes the command serve the emulator, as the child process of a run.
+const serveEmulatorArg = "-internal-serve-emulator"
 
 func main() {
-	if len(os.Args) == 2 && os.Args[1] == serveEmulatorFlag {
-		if err := bench.ServeEmulator(os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "sms-load emulator:", err)
-			os.Exit(1)
-		}
+	if len(os.Args) == 2 && os.Args[1] == serveEmulatorArg {
+		serveEmulator(os.Stdin, os.Stdout)
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -50,101 +43,43 @@ func main() {
 	os.Exit(code)
 }
 
-// options are the parsed flags.
-type options struct {
-	suite        bench.SuiteOptions
-	emulator     string
-	plugin       bool
-	pluginCookie string
-	pluginKey    string
-	out          string
-}
-
-// parseFlags parses args into options.
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
+// parseFlags parses args into the options of bench.Run and the report's file ("" for stdout).
+func parseFlags(args []string, stderr io.Writer) (opts bench.Options, out string, err error) {
 	fs := flag.NewFlagSet("sms-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	paths := fs.String("paths", "direct,connector,grpc", "paths to measure: direct (a), connector (b), grpc (c)")
-	configs := fs.String("configs", "default,per-request,per-request-json", "configuration modes of (b) and (c): default, per-request (a Struct over gRPC), per-request-json (config_json over gRPC; (c) only)")
-	concs := fs.String("concurrency", "1,16,64", "numbers of concurrent callers")
-	fs.StringVar(&o.suite.Binary, "binary", "bin/sms-connector", "the sms-connector binary (for grpc and the start-up)")
-	fs.DurationVar(&o.suite.Duration, "duration", 3*time.Second, "measured time per cell")
-	fs.DurationVar(&o.suite.Warmup, "warmup", 500*time.Millisecond, "warm-up per cell, not measured")
-	fs.IntVar(&o.suite.Rounds, "rounds", 1, "times the whole matrix runs; ratios are taken within each round and the report shows their median")
-	fs.IntVar(&o.suite.Tenants, "tenants", 1, "distinct configurations per-request sends rotate through")
-	fs.StringVar(&o.suite.ServerLogLevel, "server-log-level", "info", "the binary's --log-level (info logs one line per RPC, as deployed by default)")
-	fs.DurationVar(&o.suite.IdleWait, "idle", time.Second, "how long the binary idles before its idle RSS is read")
-	fs.IntVar(&o.suite.StartupRuns, "startup-runs", 20, "start-up measurements per mode (0: skip)")
-	fs.BoolVar(&o.plugin, "plugin", true, "measure the plugin-mode start-up too")
-	fs.StringVar(&o.pluginCookie, "plugin-cookie", smsplugin.MagicCookieValue, "the plugin magic cookie's value")
-	fs.StringVar(&o.pluginKey, "plugin-cookie-key", smsplugin.MagicCookieKey, "the plugin magic cookie's environment variable")
-	fs.StringVar(&o.emulator, "emulator", "process", "where the Twilio emulator runs: process (a child process) or inproc")
-	fs.StringVar(&o.out, "out", "", "write the markdown report to this file instead of stdout")
+	concurrency := fs.String("concurrency", "1,64", "numbers of concurrent callers, comma-separated (the budget needs 1 and 64)")
+	fs.StringVar(&opts.Binary, "binary", "bin/sms-connector", "the sms-connector binary")
+	fs.DurationVar(&opts.Duration, "duration", 3*time.Second, "measured time per cell")
+	fs.DurationVar(&opts.Warmup, "warmup", 500*time.Millisecond, "warm-up per cell, not measured")
+	fs.IntVar(&opts.Rounds, "rounds", 3, "times every cell runs; the budget is judged on the median of the rounds")
+	fs.StringVar(&out, "out", "", "write the markdown report to this file instead of stdout")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: sms-load [flags]\n\nBenchmarks sms-connector against twilio-go called directly and writes a markdown report.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: sms-load [flags]\n\nMeasures sms-connector against twilio-go called directly and writes a markdown report.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return opts, "", err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return opts, "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	for _, s := range splitList(*paths) {
-		p, err := bench.ParsePath(s)
-		if err != nil {
-			return nil, fmt.Errorf("-paths: %w", err)
-		}
-		o.suite.Paths = append(o.suite.Paths, p)
-	}
-	for _, s := range splitList(*configs) {
-		m, err := bench.ParseConfigMode(s)
-		if err != nil {
-			return nil, fmt.Errorf("-configs: %w", err)
-		}
-		o.suite.Configs = append(o.suite.Configs, m)
-	}
-	for _, s := range splitList(*concs) {
-		n, err := strconv.Atoi(s)
+	for s := range strings.SplitSeq(*concurrency, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("-concurrency: %q is not a positive number", s)
+			return opts, "", fmt.Errorf("-concurrency: %q is not a positive number", s)
 		}
-		o.suite.Concurrency = append(o.suite.Concurrency, n)
+		opts.Concurrency = append(opts.Concurrency, n)
 	}
-	switch {
-	case len(o.suite.Paths) == 0 || len(o.suite.Concurrency) == 0:
-		return nil, errors.New("-paths and -concurrency must not be empty")
-	case len(o.suite.Configs) == 0:
-		return nil, errors.New("-configs must not be empty")
-	case o.suite.Duration <= 0 || o.suite.Warmup < 0:
-		return nil, errors.New("-duration must be positive and -warmup not negative")
-	case o.emulator != "process" && o.emulator != "inproc":
-		return nil, fmt.Errorf("-emulator %q: want process or inproc", o.emulator)
+	if opts.Duration <= 0 || opts.Warmup < 0 || opts.Rounds < 1 {
+		return opts, "", errors.New("-duration must be positive, -warmup not negative and -rounds at least 1")
 	}
-	if o.plugin {
-		// What go-plugin's host sets, besides the cookie.
-		o.suite.PluginEnv = []string{o.pluginKey + "=" + o.pluginCookie,
-			fmt.Sprintf("%s=%d", smsplugin.EnvProtocolVersions, smsplugin.ProtocolVersion),
-			smsplugin.EnvMinPort + "=10000", smsplugin.EnvMaxPort + "=25000"}
-	}
-	return o, nil
-}
-
-// splitList splits a comma-separated flag value, dropping empty items.
-func splitList(s string) []string {
-	var out []string
-	for f := range strings.SplitSeq(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
+	opts.IdleWait = time.Second
+	return opts, out, nil
 }
 
 // run is main without the process; it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, stderr)
+	opts, out, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -152,49 +87,94 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sms-load: %v\n", err)
 		return 2
 	}
-	if err := measure(ctx, o, args, stdout, stderr); err != nil {
+	if err := measure(ctx, opts, out, args, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "sms-load: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-// measure starts the emulator, runs the suite and writes the report.
-func measure(ctx context.Context, o *options, args []string, stdout, stderr io.Writer) error {
-	var emu *bench.Emulator
-	if o.emulator == "inproc" {
-		emu = bench.StartEmulator()
-	} else {
-		self, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		cmd := exec.Command(self, serveEmulatorFlag)
-		cmd.Stderr = stderr
-		if emu, err = bench.StartEmulatorProcess(cmd); err != nil {
-			return err
-		}
-	}
-	defer emu.Close()
-	o.suite.Emulator = emu
-	o.suite.Logf = func(format string, a ...any) { fmt.Fprintf(stderr, "sms-load: "+format+"\n", a...) }
-
-	rep, err := bench.RunSuite(ctx, o.suite)
+// measure starts the emulator process, runs the benchmark and writes the report.
+func measure(ctx context.Context, opts bench.Options, out string, args []string, stdout, stderr io.Writer) error {
+	url, stopEmulator, err := startEmulator(stderr)
 	if err != nil {
 		return err
 	}
-	rep.Command = strings.Join(append([]string{filepath.Base(os.Args[0])}, args...), " ")
+	defer stopEmulator()
+	opts.EmulatorURL = url
+	opts.Logf = func(format string, a ...any) { fmt.Fprintf(stderr, "sms-load: "+format+"\n", a...) }
+	rep, err := bench.Run(ctx, opts)
+	if err != nil {
+		return err
+	}
+	rep.Command = strings.Join(append([]string{"sms-load"}, args...), " ")
 	w := stdout
-	if o.out != "" {
-		f, err := os.Create(o.out)
+	if out != "" {
+		f, err := os.Create(out)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
 		w = f
 	}
-	if err := rep.WriteMarkdown(w); err != nil {
-		return err
+	return rep.WriteMarkdown(w)
+}
+
+// startEmulator starts this executable again as the emulator process and returns the
+// emulator's URL once the child has written it, and a function that stops the child.
+func startEmulator(stderr io.Writer) (url string, stop func(), err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
 	}
-	return emu.Close()
+	cmd := exec.Command(self, serveEmulatorArg)
+	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start the emulator process: %w", err)
+	}
+	stop = func() {
+		_ = stdin.Close() // the child's end of file: it stops
+		_ = cmd.Wait()
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	url = strings.TrimSpace(line)
+	if !strings.HasPrefix(url, "http://") {
+		_ = cmd.Process.Kill()
+		stop()
+		return "", nil, fmt.Errorf("the emulator process wrote %q, not its URL (%v)", url, err)
+	}
+	return url, stop, nil
+}
+
+// serveEmulator is the body of the emulator process: it serves the Twilio emulator on a
+// loopback port, writes its URL as one line to out and serves until in reaches end of file
+// (the parent closed it, or died). It forgets the messages it accepted every second, so that
+// a long run does not grow its heap.
+func serveEmulator(in io.Reader, out io.Writer) {
+	emu := twiliotest.NewServer()
+	defer emu.Close()
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, in)
+		close(done)
+	}()
+	fmt.Fprintln(out, emu.URL)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+			emu.Reset()
+		}
+	}
 }
