@@ -94,4 +94,3 @@ func (s *redisServer) Keys(ctx context.Context, c redis.UniversalClient) []strin
 	}
 	return keys
 }
-
