@@ -28,6 +28,9 @@ type Defences struct {
 	// IdempotencyWindow, when positive, sends each idempotency key at most once within it;
 	// 0 turns idempotency off.
 	IdempotencyWindow time.Duration
+	// IdempotencyStore keeps the idempotency keys' claims and answers; nil keeps them in this
+	// process's memory. A shared store (idemredis) makes them hold across replicas.
+	IdempotencyStore idempotency.Store
 	// MaxConcurrentSends is how many sends may be in flight at once; one more is refused with
 	// OVERLOADED (RESOURCE_EXHAUSTED, RetryInfo). 0: no limit.
 	MaxConcurrentSends int
@@ -73,7 +76,7 @@ func Defend(next connector.SmsConnector, d Defences) (connector.SmsConnector, er
 	case d.IdempotencyWindow < 0:
 		return nil, fmt.Errorf("sdk: Defend: negative IdempotencyWindow %v", d.IdempotencyWindow)
 	case d.IdempotencyWindow > 0:
-		i, err := idempotency.New(c, idempotency.Options{Window: d.IdempotencyWindow})
+		i, err := idempotency.New(c, idempotency.Options{Window: d.IdempotencyWindow, Store: d.IdempotencyStore})
 		if err != nil {
 			return nil, err
 		}

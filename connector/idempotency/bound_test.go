@@ -88,7 +88,7 @@ func storedSize(t *testing.T) int64 {
 	if _, err := c.Send(context.Background(), boundMsg("probe")); err != nil {
 		t.Fatal(err)
 	}
-	return c.bytes
+	return c.mem.bytes
 }
 
 // reasonOf is err's reason, "" for no error.
@@ -152,8 +152,8 @@ func TestFullStoreRefusesNewKeys(t *testing.T) {
 				refusal(t, err, w-3*time.Second)
 			}
 			kept()
-			if c.Len() != 3 || c.bytes != 3*perKey || c.bytes > c.maxBytes {
-				t.Errorf("%d keys, %d bytes counted; want 3, %d", c.Len(), c.bytes, 3*perKey)
+			if c.Len() != 3 || c.mem.bytes != 3*perKey || c.mem.bytes > c.mem.maxBytes {
+				t.Errorf("%d keys, %d bytes counted; want 3, %d", c.Len(), c.mem.bytes, 3*perKey)
 			}
 
 			clk.Advance(w - 3*time.Second - time.Nanosecond) // the last moment of k0's window
@@ -167,8 +167,8 @@ func TestFullStoreRefusesNewKeys(t *testing.T) {
 			}
 			_, err = c.Send(ctx, boundMsg("k0")) // forgotten, and no room until k1 expires
 			refusal(t, err, time.Second)
-			if c.Len() != 3 || c.bytes != 3*perKey {
-				t.Errorf("%d keys, %d bytes counted; want 3, %d", c.Len(), c.bytes, 3*perKey)
+			if c.Len() != 3 || c.mem.bytes != 3*perKey {
+				t.Errorf("%d keys, %d bytes counted; want 3, %d", c.Len(), c.mem.bytes, 3*perKey)
 			}
 		})
 	}
@@ -208,8 +208,8 @@ func TestStoredErrorsCount(t *testing.T) {
 				t.Fatalf("send: %v, want reason %q", err, tt.reason)
 			}
 			if !tt.stored {
-				if c.Len() != 0 || c.bytes != 0 {
-					t.Errorf("%d keys, %d bytes counted after an answer that is not stored; want 0, 0", c.Len(), c.bytes)
+				if c.Len() != 0 || c.mem.bytes != 0 {
+					t.Errorf("%d keys, %d bytes counted after an answer that is not stored; want 0, 0", c.Len(), c.mem.bytes)
 				}
 				return
 			}
@@ -225,11 +225,11 @@ func TestStoredErrorsCount(t *testing.T) {
 					least += violationCost + int64(len(v.Field)+len(v.Description))
 				}
 			}
-			if c.Len() != 1 || c.bytes < least {
-				t.Fatalf("%d keys, %d bytes counted; want 1, at least %d", c.Len(), c.bytes, least)
+			if c.Len() != 1 || c.mem.bytes < least {
+				t.Fatalf("%d keys, %d bytes counted; want 1, at least %d", c.Len(), c.mem.bytes, least)
 			}
 			// A store with room for exactly this answer is full.
-			full, _, _ := newBoundStore(t, Options{MaxBytes: c.bytes + entryCost - 1})
+			full, _, _ := newBoundStore(t, Options{MaxBytes: c.mem.bytes + entryCost - 1})
 			if _, err := full.Send(context.Background(), m); reasonOf(err) != tt.reason {
 				t.Fatalf("send: %v, want reason %q", err, tt.reason)
 			}
@@ -260,8 +260,8 @@ func TestExpiryReleasesMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := liveHeap()
-	if c.Len() != 1 || c.bytes != storedSize(t) {
-		t.Errorf("%d keys, %d bytes counted after the window; want 1, %d", c.Len(), c.bytes, storedSize(t))
+	if c.Len() != 1 || c.mem.bytes != storedSize(t) {
+		t.Errorf("%d keys, %d bytes counted after the window; want 1, %d", c.Len(), c.mem.bytes, storedSize(t))
 	}
 	t.Logf("live heap: %d bytes before, %d with %d keys, %d after they expired", before, full, n, after)
 	// Each key takes a few hundred bytes; a map or queue kept at its peak size, 40 or more.
@@ -303,7 +303,7 @@ func BenchmarkStore100k(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		full, counted = liveHeap(), c.bytes
+		full, counted = liveHeap(), c.mem.bytes
 		rssFull = rss()
 		clk.Advance(DefaultWindow)
 		if _, err := c.Send(ctx, boundMsg("after")); err != nil {

@@ -32,7 +32,17 @@
 // refused as INVALID_REQUEST rather than answered with another message's receipt. ClientIP is
 // not part of the request's identity: a retry may come through another address.
 //
-// Memory is bounded: at most Options.MaxEntries keys, in flight or answered, taking at most
+// The claims and answers live in a Store: by default this process's memory (below); with
+// Options.Store, a store shared by replicas (package idemredis), so that a retry reaching
+// another replica, or the same one after a restart, gets the first answer. A Store only keeps
+// state; what is stored, who sends and who waits is decided here, the same for every store.
+// A keyed send whose store fails (cannot be reached, answers errors) is refused with
+// STORE_UNAVAILABLE and a RetryAfter, and nothing is sent: sending without a claim could send
+// twice. If the store fails after the send, its caller still gets its answer, as the message
+// was sent; what retries then get is the store's to say (idemredis: PROVIDER_OUTCOME_UNKNOWN).
+// A message without a key never touches the store.
+//
+// The memory store is bounded: at most Options.MaxEntries keys, in flight or answered, taking at most
 // Options.MaxBytes as the store counts them (a fixed cost per key, for the entry, its map and
 // queue slots, plus the strings of its stored receipt or error; refused sends whose errors are
 // stored count like any other). When a new key would go over either bound, its send is refused
@@ -55,7 +65,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"sync"
 	"time"
 
 	"github.com/sms-connector/sms-connector/connector"
@@ -74,89 +83,117 @@ const (
 	DefaultMaxBytes = 64 << 20
 )
 
-// Costs the store counts against Options.MaxBytes, besides the bytes of the strings it keeps.
-// They are what the Go runtime allocates for each, rounded up; BenchmarkStore100k checks the
-// total against the heap.
-const (
-	// entryCost is one key: its entry, its channel, its map slot and its queue slot.
-	entryCost = 400
-	// receiptCost is a stored receipt's struct.
-	receiptCost = 112
-	// errorCost is a stored error's structs (a connector.Error and its wrapped causes).
-	errorCost = 256
-	// violationCost is each of a stored error's violations.
-	violationCost = 32
-)
-
-// minRetryAfter is the least RetryAfter of a refusal because the store is full.
-const minRetryAfter = time.Second
-
-// shrinkMin is the peak size under which the store never reallocates its map and queue: they
-// are too small for it to matter.
-const shrinkMin = 1024
-
 // Options configure a Connector; zero values take the defaults.
 type Options struct {
 	// Window is how long after its send's answer a key is remembered (default DefaultWindow).
 	Window time.Duration
-	// MaxEntries bounds how many keys are remembered, in flight or answered (default
-	// DefaultMaxEntries). A new key beyond it is refused with RATE_LIMITED; see the package
-	// documentation.
+	// Store keeps the claims and answers (default nil: a store in this process's memory,
+	// bounded by MaxEntries and MaxBytes). A store shared by replicas, such as idemredis's,
+	// makes the keys hold across them and across restarts.
+	Store Store
+	// MaxEntries bounds how many keys the memory store remembers, in flight or answered
+	// (default DefaultMaxEntries). A new key beyond it is refused with RATE_LIMITED; see the
+	// package documentation. Unused with another Store.
 	MaxEntries int
-	// MaxBytes bounds the memory the remembered keys take, as the store counts it (default
-	// DefaultMaxBytes): a fixed cost per key plus its stored answer's strings. It is checked
-	// when a new key arrives, which is refused like one beyond MaxEntries; the answers of the
-	// sends in flight then may take the store over it by their own size. The process's heap
-	// holds more than this count: the garbage collector's headroom (GOGC) comes on top.
+	// MaxBytes bounds the memory the remembered keys take, as the memory store counts it
+	// (default DefaultMaxBytes): a fixed cost per key plus its stored answer's strings. It is
+	// checked when a new key arrives, which is refused like one beyond MaxEntries; the answers
+	// of the sends in flight then may take the store over it by their own size. The process's
+	// heap holds more than this count: the garbage collector's headroom (GOGC) comes on top.
+	// Unused with another Store.
 	MaxBytes int64
-	// Now is the clock (default time.Now); tests pass a fake one.
+	// Now is the memory store's clock (default time.Now); tests pass a fake one.
 	Now func() time.Time
 }
+
+// Store keeps the claims on idempotency keys and their answers for a Connector: in this
+// process's memory (the default) or shared by replicas (package idemredis). It is safe for
+// concurrent use. A Store decides nothing: the Connector says who sends and what is kept.
+type Store interface {
+	// Claim looks k up and claims it when it is free. The Ticket says whether the caller
+	// leads (it holds the claim and must Settle it), the key is answered (Ticket.Answer), or
+	// another send with the key is in flight (the caller may Wait for it). It returns
+	// ErrConflict when k.ID is held or answered for another request than k.Request, and a
+	// *connector.Error for a refusal of the store's own (a full store).
+	Claim(ctx context.Context, k Key) (Ticket, error)
+	// Wait waits, within ctx, until the send in flight that t found is settled, and returns
+	// its answer, or nil when that send was abandoned: the caller claims again. It may return
+	// ErrConflict when the key was meanwhile claimed for another request.
+	Wait(ctx context.Context, t Ticket) (*Answer, error)
+	// Settle ends the claim t holds with outcome o: Kept stores a for t.Key.Window, Shared
+	// gives a to the callers waiting for it and frees the key, Abandoned frees the key without
+	// an answer, and its waiters claim again.
+	Settle(ctx context.Context, t Ticket, o Outcome, a Answer) error
+}
+
+// ErrConflict is a Store's error for a key claimed or answered for another request.
+var ErrConflict = errors.New("idempotency: key held for another request")
+
+// Key identifies a send to a Store.
+type Key struct {
+	// ID is the key the send is remembered under: a SHA-256 of the tenant and the
+	// idempotency key.
+	ID [sha256.Size]byte
+	// Request is the fingerprint of what the send asks for (recipient, usage type, payload),
+	// a SHA-256: the same ID with another Request is a conflict.
+	Request [sha256.Size]byte
+	// Window is how long a Kept answer is remembered.
+	Window time.Duration
+}
+
+// State is what a Claim found.
+type State int
+
+const (
+	// Lead: the caller holds the key's claim; it sends, then Settles the claim.
+	Lead State = iota + 1
+	// InFlight: another caller holds the claim; the caller may Wait for its answer.
+	InFlight
+	// Answered: the key has an answer, in Ticket.Answer.
+	Answered
+)
+
+// Ticket is a Claim's result.
+type Ticket struct {
+	// Key is the key claimed or looked up.
+	Key Key
+	// State says what the Claim found.
+	State State
+	// Answer is the key's answer when State is Answered.
+	Answer Answer
+	// Claim is the store's own reference to the claim held (Lead) or found (InFlight), for
+	// Wait and Settle.
+	Claim any
+}
+
+// Outcome is what becomes of a settled send's answer; see the package documentation.
+type Outcome int
+
+const (
+	// Kept: the answer is stored for the window.
+	Kept Outcome = iota + 1
+	// Shared: the answer goes to the callers waiting for it only; the key is freed.
+	Shared
+	// Abandoned: the first caller went away; the key is freed and its waiters claim again.
+	Abandoned
+)
+
+// Answer is a send's answer: a receipt, an error, or both as the wrapped connector gave them.
+type Answer struct {
+	Receipt *connector.Receipt
+	Err     error
+}
+
+// storeRetryAfter is the RetryAfter of a send refused because the store failed.
+const storeRetryAfter = time.Second
 
 // Connector is a connector.SmsConnector that sends each idempotency key at most once per
 // window through another one. It is safe for concurrent use.
 type Connector struct {
 	connector.Forward // ValidateConfig and Metadata are the wrapped connector's
 	window            time.Duration
-	max               int
-	maxBytes          int64
-	now               func() time.Time
-
-	mu      sync.Mutex
-	entries map[[sha256.Size]byte]*entry
-	peak    int         // the most entries since the map was last allocated
-	bytes   int64       // what the entries take, as counted against maxBytes
-	stored  []storedKey // answered entries in the order they expire
-	head    int         // stored[:head] are gone
-}
-
-// storedKey is an answered entry in the expiry queue.
-type storedKey struct {
-	key [sha256.Size]byte
-	e   *entry
-}
-
-// outcome is what became of an entry's send.
-type outcome int
-
-const (
-	inFlight  outcome = iota
-	kept              // answer stored for the window
-	shared            // answer given to the waiting duplicates only
-	abandoned         // the first caller went away: the waiting duplicates try again
-)
-
-// entry is one key's send. Its answer fields are written once, before done is closed.
-type entry struct {
-	request [sha256.Size]byte // fingerprint of the request, to detect a reused key
-	done    chan struct{}
-	joined  int // duplicates that found the entry (guarded by Connector.mu; for tests)
-
-	outcome outcome
-	receipt *connector.Receipt
-	err     error
-	expires time.Time
-	size    int64 // what the entry takes, as counted in Connector.bytes (guarded by Connector.mu)
+	store             Store
+	mem               *memStore // the store when Options.Store is nil
 }
 
 var _ connector.SmsConnector = (*Connector)(nil)
@@ -173,18 +210,13 @@ func New(next connector.SmsConnector, o Options) (*Connector, error) {
 	case o.MaxBytes < 0:
 		return nil, fmt.Errorf("idempotency: negative MaxBytes %d", o.MaxBytes)
 	}
-	c := &Connector{Forward: connector.Forward{Next: next}, window: o.Window, max: o.MaxEntries, maxBytes: o.MaxBytes, now: o.Now, entries: make(map[[sha256.Size]byte]*entry)}
+	c := &Connector{Forward: connector.Forward{Next: next}, window: o.Window, store: o.Store}
 	if c.window == 0 {
 		c.window = DefaultWindow
 	}
-	if c.max == 0 {
-		c.max = DefaultMaxEntries
-	}
-	if c.maxBytes == 0 {
-		c.maxBytes = DefaultMaxBytes
-	}
-	if c.now == nil {
-		c.now = time.Now
+	if c.store == nil {
+		c.mem = newMemStore(o.MaxEntries, o.MaxBytes, o.Now)
+		c.store = c.mem
 	}
 	return c, nil
 }
@@ -193,28 +225,31 @@ func New(next connector.SmsConnector, o Options) (*Connector, error) {
 // and tenant is in flight or was answered within the window; see the package documentation.
 // A message without a key is sent as is. Besides the wrapped connector's errors it returns
 // INVALID_REQUEST for a key reused with a different request, CANCELLED or PROVIDER_TIMEOUT
-// when ctx ends while waiting for a concurrent duplicate, and RATE_LIMITED for a new key when
-// the store is full (MaxEntries or MaxBytes).
+// when ctx ends while waiting for a concurrent duplicate, RATE_LIMITED for a new key when
+// the memory store is full (MaxEntries or MaxBytes), and STORE_UNAVAILABLE when the store
+// fails.
 func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
 	if msg == nil || msg.IdempotencyKey == "" {
 		return c.Next.Send(ctx, msg)
 	}
-	key, request := scopedKey(msg), fingerprint(msg)
+	k := Key{ID: scopedKey(msg), Request: fingerprint(msg), Window: c.window}
 	for {
-		e, lead, err := c.join(key, request)
+		t, err := c.store.Claim(ctx, k)
 		if err != nil {
-			return nil, err
+			return nil, storeError(ctx, err, "looking up the idempotency key")
 		}
-		if lead {
-			return c.lead(ctx, key, e, msg)
+		switch t.State {
+		case Lead:
+			return c.lead(ctx, t, msg)
+		case Answered:
+			return answer(t.Answer)
 		}
-		select {
-		case <-e.done:
-		case <-ctx.Done():
-			return nil, waitError(ctx.Err())
+		a, err := c.store.Wait(ctx, t)
+		if err != nil {
+			return nil, storeError(ctx, err, "waiting for a concurrent send with the same key")
 		}
-		if e.outcome != abandoned {
-			return answer(e)
+		if a != nil {
+			return answer(*a)
 		}
 		// The first caller went away without an answer: try again, perhaps as the leader,
 		// unless this caller has gone too.
@@ -224,140 +259,82 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 	}
 }
 
-// join finds the entry of key, or makes one when there is none, in which case the caller
-// leads: it sends and settles the entry.
-func (c *Connector) join(key, request [sha256.Size]byte) (e *entry, lead bool, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
-	c.expire(now)
-	if e := c.entries[key]; e != nil {
-		if e.request != request {
-			return nil, false, &connector.Error{
-				Reason:  connector.ReasonInvalidRequest,
-				Message: "idempotency key reused with a different request: the recipient, usage type or payload differs from the send it identifies",
-				Violations: []connector.Violation{{Field: "idempotency_key",
-					Description: "was used within the idempotency window for a different request; use a new key for a new message"}},
-			}
+// storeError is the error of a send whose Claim or Wait failed with err while doing what.
+func storeError(ctx context.Context, err error, doing string) error {
+	var ce *connector.Error
+	switch {
+	case errors.Is(err, ErrConflict):
+		return &connector.Error{
+			Reason:  connector.ReasonInvalidRequest,
+			Message: "idempotency key reused with a different request: the recipient, usage type or payload differs from the send it identifies",
+			Violations: []connector.Violation{{Field: "idempotency_key",
+				Description: "was used within the idempotency window for a different request; use a new key for a new message"}},
 		}
-		e.joined++
-		return e, false, nil
-	}
-	if len(c.entries) >= c.max || c.bytes+entryCost > c.maxBytes {
-		return nil, false, c.full(now)
-	}
-	e = &entry{request: request, done: make(chan struct{}), size: entryCost}
-	c.entries[key] = e
-	c.bytes += e.size
-	c.peak = max(c.peak, len(c.entries))
-	return e, true, nil
-}
-
-// full is the refusal of a new key when the store is full: retry when the oldest stored
-// answer expires, or after minRetryAfter when every key is in flight. c.mu is held.
-func (c *Connector) full(now time.Time) error {
-	wait := minRetryAfter
-	if c.head < len(c.stored) {
-		wait = max(wait, c.stored[c.head].e.expires.Sub(now))
+	case errors.As(err, &ce):
+		return err
+	case ctx.Err() != nil:
+		return waitError(ctx.Err())
 	}
 	return &connector.Error{
-		Reason: connector.ReasonRateLimited,
-		Message: fmt.Sprintf("the idempotency store is full (%d keys, %d bytes remembered; at most %d keys, %d bytes); retry after %v, when the oldest answer expires",
-			len(c.entries), c.bytes, c.max, c.maxBytes, wait.Round(time.Millisecond)),
-		RetryAfter: wait,
+		Reason:     connector.ReasonStoreUnavailable,
+		Message:    fmt.Sprintf("the idempotency store failed; nothing was sent; retry after %v", storeRetryAfter),
+		RetryAfter: storeRetryAfter,
+		Err:        fmt.Errorf("idempotency: %s: %w", doing, err),
 	}
 }
 
-// lead sends msg for the entry e of key and settles it. If the wrapped connector panics, the
-// entry is abandoned (waiters try again) before the panic goes on.
-func (c *Connector) lead(ctx context.Context, key [sha256.Size]byte, e *entry, msg *connector.Message) (r *connector.Receipt, err error) {
+// lead sends msg for the claim of t and settles it. If the wrapped connector panics, the
+// claim is abandoned (waiters try again) before the panic goes on. The claim is settled even
+// when ctx has ended (the store bounds that call itself); a store failure there is not the
+// caller's: the message was sent or not, and its answer is the caller's either way.
+func (c *Connector) lead(ctx context.Context, t Ticket, msg *connector.Message) (r *connector.Receipt, err error) {
+	settleCtx := context.WithoutCancel(ctx)
 	settled := false
 	defer func() {
 		if !settled {
-			c.settle(key, e, abandoned, nil, nil)
+			_ = c.store.Settle(settleCtx, t, Abandoned, Answer{})
 		}
 	}()
 	r, err = c.Next.Send(ctx, msg)
-	c.settle(key, e, outcomeOf(ctx, err), r, err)
+	a := Answer{Err: err}
+	if r != nil {
+		cp := *r
+		a.Receipt = &cp
+	}
+	_ = c.store.Settle(settleCtx, t, outcomeOf(ctx, err), a)
 	settled = true
 	return r, err
 }
 
-// settle records e's answer and wakes its waiters.
-func (c *Connector) settle(key [sha256.Size]byte, e *entry, o outcome, r *connector.Receipt, err error) {
-	if r != nil {
-		cp := *r
-		e.receipt = &cp
-	}
-	e.err = err
-	e.outcome = o
-	var size int64
-	if o == kept {
-		size = answerSize(e.receipt, err)
-	}
-	c.mu.Lock()
-	if o == kept {
-		e.expires = c.now().Add(c.window)
-		e.size += size
-		c.bytes += size
-		c.stored = append(c.stored, storedKey{key, e})
-	} else {
-		c.forget(key, e)
-		c.shrink()
-	}
-	c.mu.Unlock()
-	close(e.done)
-}
-
-// answerSize is what a stored answer takes besides its entry, as counted against MaxBytes.
-// An error's causes are counted by the length of its text.
-func answerSize(r *connector.Receipt, err error) int64 {
-	var n int
-	if r != nil {
-		n += receiptCost + len(r.MessageID) + len(r.Status) + len(r.Encoding) + len(r.To) + len(r.Sender)
-	}
-	if err != nil {
-		n += errorCost + len(err.Error())
-		var ce *connector.Error
-		if errors.As(err, &ce) {
-			n += len(ce.Provider) + len(ce.MoreInfo)
-			for _, v := range ce.Violations {
-				n += violationCost + len(v.Field) + len(v.Description)
-			}
-		}
-	}
-	return int64(n)
-}
-
 // outcomeOf decides what becomes of a send's answer; see the package documentation.
-func outcomeOf(ctx context.Context, err error) outcome {
+func outcomeOf(ctx context.Context, err error) Outcome {
 	if err == nil {
-		return kept
+		return Kept
 	}
 	if ctx.Err() != nil || connector.ReasonOf(err) == connector.ReasonCancelled {
-		return abandoned
+		return Abandoned
 	}
 	switch connector.ReasonOf(err) {
 	case connector.ReasonRateLimited, connector.ReasonProviderRateLimited,
 		connector.ReasonProviderUnavailable, connector.ReasonProviderQueueFull, connector.ReasonOverloaded:
-		return shared
+		return Shared
 	}
-	return kept
+	return Kept
 }
 
-// answer returns a copy of e's answer, so that no caller can change another's.
-func answer(e *entry) (*connector.Receipt, error) {
+// answer returns a copy of a, so that no caller can change another's.
+func answer(a Answer) (*connector.Receipt, error) {
 	var r *connector.Receipt
-	if e.receipt != nil {
-		cp := *e.receipt
+	if a.Receipt != nil {
+		cp := *a.Receipt
 		r = &cp
 	}
 	var ce *connector.Error
-	if e.err != nil && errors.As(e.err, &ce) && ce == e.err {
+	if a.Err != nil && errors.As(a.Err, &ce) && ce == a.Err {
 		cp := *ce
 		return r, &cp
 	}
-	return r, e.err
+	return r, a.Err
 }
 
 // waitError is the error of a duplicate whose context ended while it waited.
@@ -371,56 +348,13 @@ func waitError(ctxErr error) error {
 	return e
 }
 
-// expire forgets the stored answers whose window has passed. c.mu is held.
-func (c *Connector) expire(now time.Time) {
-	n := 0
-	for c.head < len(c.stored) && !now.Before(c.stored[c.head].e.expires) {
-		s := c.stored[c.head]
-		c.stored[c.head] = storedKey{}
-		c.head++
-		c.forget(s.key, s.e)
-		n++
-	}
-	if n == 0 {
-		return
-	}
-	if c.head > len(c.stored)/2 {
-		// A new queue, not the old one's array: a queue that once held a peak keeps its
-		// capacity otherwise.
-		rest := c.stored[c.head:]
-		c.stored = make([]storedKey, len(rest))
-		copy(c.stored, rest)
-		c.head = 0
-	}
-	c.shrink()
-}
-
-// forget drops e, the entry of key, and gives back what it took. c.mu is held.
-func (c *Connector) forget(key [sha256.Size]byte, e *entry) {
-	if c.entries[key] == e {
-		delete(c.entries, key)
-		c.bytes -= e.size
-	}
-}
-
-// shrink moves the entries to a new map once they are well below their peak: a Go map keeps
-// the memory of the most entries it held. c.mu is held.
-func (c *Connector) shrink() {
-	if c.peak < shrinkMin || len(c.entries) > c.peak/4 {
-		return
-	}
-	m := make(map[[sha256.Size]byte]*entry, len(c.entries))
-	for k, e := range c.entries {
-		m[k] = e
-	}
-	c.entries, c.peak = m, len(m)
-}
-
-// Len reports how many keys are remembered, in flight or answered.
+// Len reports how many keys the memory store remembers, in flight or answered; 0 with
+// another Store.
 func (c *Connector) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
+	if c.mem == nil {
+		return 0
+	}
+	return c.mem.Len()
 }
 
 // scopedKey is the entry key of msg: one SHA-256 of its tenant (its Config, canonicalised) and

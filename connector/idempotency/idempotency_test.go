@@ -275,9 +275,9 @@ func TestConcurrentDuplicatesShareAnswer(t *testing.T) {
 
 // joined reports how many duplicates found the entry of msg's key.
 func joined(c *Connector, msg *connector.Message) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e := c.entries[scopedKey(msg)]; e != nil {
+	c.mem.mu.Lock()
+	defer c.mem.mu.Unlock()
+	if e := c.mem.entries[scopedKey(msg)]; e != nil {
 		return e.joined
 	}
 	return 0
@@ -450,7 +450,7 @@ func TestPassThrough(t *testing.T) {
 		t.Error("New(nil) succeeded")
 	}
 	d, err := New(next, Options{})
-	if err != nil || d.window != DefaultWindow || d.max != DefaultMaxEntries || d.now == nil {
+	if err != nil || d.window != DefaultWindow || d.mem.max != DefaultMaxEntries || d.mem.now == nil {
 		t.Errorf("defaults: %+v, %v", d, err)
 	}
 }
