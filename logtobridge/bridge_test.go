@@ -198,13 +198,33 @@ func TestBadInputs(t *testing.T) {
 		{"unknown path", func() req { r := logtoReq(`{}`); r.path = "/logto/email"; return r }(), 404, "INVALID_REQUEST", "/logto/sms"},
 		{"root path", func() req { r := logtoReq(`{}`); r.path = "/"; return r }(), 404, "INVALID_REQUEST", "no such path"},
 		{"no Authorization", func() req { r := logtoReq(`{` + ok + `,"payload":{"code":"1"}}`); r.auth = ""; return r }(), 401, "UNAUTHENTICATED", "Bearer"},
-		{"wrong token", func() req { r := logtoReq(`{` + ok + `,"payload":{"code":"1"}}`); r.auth = "Bearer " + strings.ToLower(testToken); return r }(), 401, "UNAUTHENTICATED", ""},
+		{"wrong token", func() req {
+			r := logtoReq(`{` + ok + `,"payload":{"code":"1"}}`)
+			r.auth = "Bearer " + strings.ToLower(testToken)
+			return r
+		}(), 401, "UNAUTHENTICATED", ""},
 		{"token without Bearer", func() req { r := logtoReq(`{` + ok + `,"payload":{"code":"1"}}`); r.auth = testToken; return r }(), 401, "UNAUTHENTICATED", ""},
-		{"Basic scheme", func() req { r := logtoReq(`{` + ok + `,"payload":{"code":"1"}}`); r.auth = "Basic " + testToken; return r }(), 401, "UNAUTHENTICATED", ""},
+		{"Basic scheme", func() req {
+			r := logtoReq(`{` + ok + `,"payload":{"code":"1"}}`)
+			r.auth = "Basic " + testToken
+			return r
+		}(), 401, "UNAUTHENTICATED", ""},
 		{"no content type", func() req { r := logtoReq(`{` + ok + `,"payload":{"code":"1"}}`); r.contentType = ""; return r }(), 415, "INVALID_REQUEST", "application/json"},
-		{"text/plain", func() req { r := logtoReq(`{` + ok + `,"payload":{"code":"1"}}`); r.contentType = "text/plain"; return r }(), 415, "INVALID_REQUEST", "application/json"},
-		{"form", func() req { r := logtoReq("to=%2B15005550006"); r.contentType = "application/x-www-form-urlencoded"; return r }(), 415, "INVALID_REQUEST", ""},
-		{"JSON in latin1", func() req { r := logtoReq(`{` + ok + `,"payload":{"code":"1"}}`); r.contentType = "application/json; charset=iso-8859-1"; return r }(), 415, "INVALID_REQUEST", ""},
+		{"text/plain", func() req {
+			r := logtoReq(`{` + ok + `,"payload":{"code":"1"}}`)
+			r.contentType = "text/plain"
+			return r
+		}(), 415, "INVALID_REQUEST", "application/json"},
+		{"form", func() req {
+			r := logtoReq("to=%2B15005550006")
+			r.contentType = "application/x-www-form-urlencoded"
+			return r
+		}(), 415, "INVALID_REQUEST", ""},
+		{"JSON in latin1", func() req {
+			r := logtoReq(`{` + ok + `,"payload":{"code":"1"}}`)
+			r.contentType = "application/json; charset=iso-8859-1"
+			return r
+		}(), 415, "INVALID_REQUEST", ""},
 		{"oversize body", logtoReq(`{` + ok + `,"payload":{"code":"1","pad":"` + strings.Repeat("x", testMaxBytes) + `"}}`), 413, "INVALID_REQUEST", "larger than"},
 		{"JSON nested beyond the decoder's bound", logtoReq(`{` + ok + `,"payload":{"code":"1","deep":` + deepJSON(20000) + `}}`), 400, "INVALID_REQUEST", "not a JSON object"},
 		{"variables nested too deep", logtoReq(`{` + ok + `,"payload":{"code":"1","deep":` + deepJSON(12) + `}}`), 400, "INVALID_REQUEST", "payload is nested more than"},
