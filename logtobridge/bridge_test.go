@@ -46,7 +46,7 @@ type stack struct {
 
 // stackConfig is the server's default config: the emulator's account, a template for every
 // usage type, a French SignIn template and a Register template with a free variable.
-func stackConfig(t *testing.T) json.RawMessage {
+func stackConfig(t testing.TB) json.RawMessage {
 	t.Helper()
 	type tmpl struct {
 		UsageType string `json:"usageType"`
