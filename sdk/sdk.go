@@ -62,6 +62,14 @@
 // created with mode 0600. In plugin mode these flags are refused: go-plugin's AutoMTLS
 // authenticates the host.
 //
+// # Logto bridge (service mode)
+//
+// --http-listen host:port also serves Logto's HTTP SMS connector at POST /logto/sms (package
+// logtobridge): each request is sent through the same served connector, with the default
+// config, as a SendMessage. It shares --listen's TLS certificate, bearer token (Logto's
+// "Authorization Header": "Bearer <token>"), exposure rule, --max-request-bytes and
+// --shutdown-grace.
+//
 // # Defences
 //
 // Every connector is wrapped by Defend, in both modes: the abuse guard (guard.DefaultPolicy,
@@ -108,6 +116,7 @@ import (
 	"github.com/sms-connector/sms-connector/connector"
 	"github.com/sms-connector/sms-connector/connector/idempotency"
 	"github.com/sms-connector/sms-connector/connector/limits"
+	"github.com/sms-connector/sms-connector/logtobridge"
 	"github.com/sms-connector/sms-connector/server"
 	"github.com/sms-connector/sms-connector/smsplugin"
 )
@@ -123,6 +132,10 @@ const PluginCommand = "plugin"
 // ServingMessage is the message of the log line a binary writes once it accepts RPCs in service
 // mode, with the field "address" (as --listen takes it): scripts and tests wait for it.
 const ServingMessage = "sms-connector serving"
+
+// HTTPServingMessage is the message of the log line a binary writes once it serves the Logto
+// bridge (--http-listen), before ServingMessage, with the field "address" (host:port).
+const HTTPServingMessage = "sms-connector http serving"
 
 // ShutdownGrace is the default of --shutdown-grace: how long in-flight RPCs may take to finish
 // once the binary is told to stop (SIGTERM, SIGINT in service mode, GRPCController.Shutdown in
@@ -174,6 +187,7 @@ type Runtime struct {
 // options are the parsed built-in flags.
 type options struct {
 	listen     string
+	httpListen string // the Logto bridge's address; "" for none
 	configFile string
 	logLevel   string
 	sandbox    bool
@@ -268,6 +282,7 @@ func parseFlags(b Binary, name string, args []string, getenv func(string) string
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:50051", "address to serve gRPC on: host:port, or unix:///path/to.sock (service mode only)")
+	fs.StringVar(&o.httpListen, "http-listen", "", "address (host:port) to serve Logto's HTTP SMS connector on, at POST "+logtobridge.PathLogtoSMS+", beside gRPC (default: off; service mode only); same TLS, token and exposure rules as --listen")
 	fs.StringVar(&o.configFile, "config", "", "JSON file with the default connector config, used when a request carries none")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if b.Sandbox != nil {
@@ -354,6 +369,9 @@ func parseFlags(b Binary, name string, args []string, getenv func(string) string
 	if err := checkSecurityFlags(o); err != nil {
 		return nil, err
 	}
+	if o.plugin && o.httpListen != "" {
+		return nil, errors.New("--http-listen applies to service mode only: a plugin is reached through its host")
+	}
 	switch {
 	case o.policyFile != "" && o.noGuard:
 		return nil, errors.New("--policy configures the abuse guard and --no-guard turns it off: give one of them")
@@ -412,6 +430,11 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 	if !o.plugin {
 		if err := checkExposure(ctx, o.listen, sec, o.insecure, log); err != nil {
 			return err
+		}
+		if o.httpListen != "" {
+			if err := checkExposure(ctx, o.httpListen, sec, o.insecure, log); err != nil {
+				return fmt.Errorf("--http-listen: %w", err)
+			}
 		}
 	}
 	defences, policySource, err := defencesOf(o)
@@ -509,10 +532,31 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 		l.Close()
 		return err
 	}
+	var bridge *logtobridge.Server
+	var bridgeListener net.Listener
+	if o.httpListen != "" {
+		if bridgeListener, err = net.Listen("tcp", o.httpListen); err != nil {
+			l.Close()
+			srv.Shutdown(ctx)
+			return fmt.Errorf("--http-listen %s: %w", o.httpListen, err)
+		}
+		bridge, err = logtobridge.New(logtobridge.Options{Sender: srv, Token: sec.token, TLS: sec.tls,
+			MaxRequestBytes: o.maxRequestBytes, Logger: log.Named("http"), Instrument: tel.InstrumentHTTP})
+		if err != nil {
+			bridgeListener.Close()
+			l.Close()
+			srv.Shutdown(ctx)
+			return err
+		}
+	}
 	logDefences(log, o, defences, policySource)
 	log.Info("caller authentication",
 		zap.Bool("tls", sec.tls != nil), zap.Bool("client_certificates", sec.mtls), zap.Bool("bearer_token", sec.token != ""),
 		zap.Bool("health_exempt", o.authExemptHealth && sec.authenticates()))
+	if bridge != nil {
+		log.Info(HTTPServingMessage, zap.String("address", bridgeListener.Addr().String()),
+			zap.String("path", logtobridge.PathLogtoSMS), zap.Bool("tls", sec.tls != nil))
+	}
 	log.Info(ServingMessage,
 		zap.String("address", listenerAddress(l)),
 		zap.Bool("sandbox", o.sandbox),
@@ -522,14 +566,39 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
+	bridgeServed := make(chan error, 1)
+	if bridge != nil {
+		go func() { bridgeServed <- bridge.Serve(bridgeListener) }()
+	}
+	var serveErr error
 	select {
 	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
+		serveErr = fmt.Errorf("serve: %w", err)
+	case err := <-bridgeServed:
+		serveErr = fmt.Errorf("--http-listen: %w", err)
 	case <-ctx.Done():
+	}
+	if serveErr != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
+		defer cancel()
+		if bridge != nil {
+			bridge.Shutdown(sctx)
+		}
+		srv.Shutdown(sctx)
+		return serveErr
 	}
 	log.Info("shutting down: finishing in-flight RPCs", zap.Duration("grace", o.shutdownGrace))
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 	defer cancel()
+	if bridge != nil {
+		// Both stop together: at the grace end the gRPC server cancels the bridge's sends too.
+		bridgeDone := make(chan struct{})
+		go func() {
+			bridge.Shutdown(sctx)
+			close(bridgeDone)
+		}()
+		defer func() { <-bridgeDone }()
+	}
 	srv.Shutdown(sctx)
 	// A stop that comes before Serve has started makes Serve return ErrServerStopped.
 	if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {

@@ -213,10 +213,7 @@ func (s *Server) lifetimeUnary(ctx context.Context, req any, info *grpc.UnarySer
 		return resp, asCallerSaw(ctx, err)
 	case errors.Is(context.Cause(hctx), errShutdown) && info.FullMethod == smsv1.SmsConnector_SendMessage_FullMethodName &&
 		status.Code(err) == codes.Canceled:
-		ce := protoconv.ErrorFromStatus(err)
-		ce.Reason = connector.ReasonProviderOutcomeUnknown
-		ce.Message = "the server shut down before this send finished; the message may or may not have been sent"
-		return resp, Status(ce).Err()
+		return resp, stoppedByShutdown(err)
 	}
 	return resp, err
 }

@@ -47,10 +47,12 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 
 	"github.com/sms-connector/sms-connector/connector"
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
@@ -381,4 +383,45 @@ func (l *unixListener) Close() error {
 		os.Remove(l.addr.Name)
 	}
 	return err
+}
+
+// Send sends msg through the served connector exactly as SendMessage does, for another
+// transport in the same process (the Logto HTTP bridge, package logtobridge): msg must have
+// passed protoconv.CheckMessage (which normalises its recipient); an empty msg.Config means the
+// server's default config (CONFIG_MISSING without one); the connector stack, the logging of
+// causes and the error model are SendMessage's, and the error is the gRPC status a SendMessage
+// caller would get (see Status). Like an RPC, the send is cancelled when Shutdown's grace
+// period ends, and then answers UNAVAILABLE with reason PROVIDER_OUTCOME_UNKNOWN.
+func (s *Server) Send(ctx context.Context, msg *connector.Message) (*smsv1.SendMessageResponse, error) {
+	if msg == nil {
+		return nil, Status(connector.Errorf(connector.ReasonInvalidRequest, "no message to send")).Err()
+	}
+	cfg := msg.Config
+	if len(cfg) == 0 {
+		cfg = s.svc.defaultConfig
+	}
+	if cfg == nil {
+		return nil, s.svc.fail(ctx, connector.Errorf(connector.ReasonConfigMissing,
+			"the request carries no config and the server has no default config"))
+	}
+	m := *msg
+	m.Config = cfg
+	hctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(s.life, func() { cancel(errShutdown) })
+	resp, err := s.svc.send(hctx, &m, "")
+	stop()
+	cancel(nil)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(hctx), errShutdown) && status.Code(err) == codes.Canceled {
+		return nil, stoppedByShutdown(err)
+	}
+	return resp, err
+}
+
+// stoppedByShutdown is the status of a send that Shutdown cancelled: it may have reached the
+// vendor, and a retry could send a second SMS.
+func stoppedByShutdown(err error) error {
+	ce := protoconv.ErrorFromStatus(err)
+	ce.Reason = connector.ReasonProviderOutcomeUnknown
+	ce.Message = "the server shut down before this send finished; the message may or may not have been sent"
+	return Status(ce).Err()
 }

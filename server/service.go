@@ -59,7 +59,13 @@ func (s *service) SendMessage(ctx context.Context, req *smsv1.SendMessageRequest
 			"the request carries no config and the server has no default config"))
 	}
 	msg.Config = cfg
+	return s.send(ctx, msg, cfgField)
+}
 
+// send sends msg, a checked message with its config resolved (cfgField names the request
+// field the config came in, "" for the default config), and converts the receipt, or the
+// error into the status the caller gets. Every transport's send ends here.
+func (s *service) send(ctx context.Context, msg *connector.Message, cfgField string) (*smsv1.SendMessageResponse, error) {
 	r, err := s.conn.Send(ctx, msg)
 	if err != nil {
 		var ce *connector.Error

@@ -30,6 +30,11 @@ const (
 	MetricProviderDuration = "sms_connector_provider_request_duration_seconds"
 	// MetricInFlight is the number of sends in progress.
 	MetricInFlight = "sms_connector_sends_in_flight"
+	// MetricHTTPRequests counts the requests of the HTTP listener (the Logto bridge), by route,
+	// method and HTTP status: the transport="http" counterpart of grpc_server_handled_total.
+	MetricHTTPRequests = "sms_connector_http_requests_total"
+	// MetricHTTPDuration is the histogram of the HTTP listener's request durations.
+	MetricHTTPDuration = "sms_connector_http_request_duration_seconds"
 )
 
 // Label values the metrics use besides reasons, usage types and calling codes.
@@ -57,6 +62,8 @@ type Metrics struct {
 	providerErrors   *prometheus.CounterVec   // connector, provider, provider_code, reason
 	providerDuration *prometheus.HistogramVec // connector, outcome
 	inFlight         *prometheus.GaugeVec     // connector
+	httpRequests     *prometheus.CounterVec   // route, method, code
+	httpDuration     *prometheus.HistogramVec // route, method, code
 }
 
 // NewMetrics returns the metrics, registered in a new Registry.
@@ -86,8 +93,17 @@ func NewMetrics() *Metrics {
 			Name: MetricInFlight,
 			Help: "Sends in progress through the connector.",
 		}, []string{"connector"}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricHTTPRequests,
+			Help: "Requests of the HTTP listener (--http-listen: the Logto bridge), by route, method and HTTP status code.",
+		}, []string{"route", "method", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    MetricHTTPDuration,
+			Help:    "Duration of the HTTP listener's requests, by route, method and HTTP status code.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"route", "method", "code"}),
 	}
-	m.reg.MustRegister(m.grpc, m.messages, m.refusals, m.providerErrors, m.providerDuration, m.inFlight,
+	m.reg.MustRegister(m.grpc, m.messages, m.refusals, m.providerErrors, m.providerDuration, m.inFlight, m.httpRequests, m.httpDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -107,6 +123,14 @@ func (m *Metrics) ServerOptions() []grpc.ServerOption {
 		grpc.ChainUnaryInterceptor(m.grpc.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(m.grpc.StreamServerInterceptor()),
 	}
+}
+
+// InstrumentHTTP wraps the handler of an HTTP route (its path) so that its requests are
+// counted and timed, by method and status code.
+func (m *Metrics) InstrumentHTTP(route string, h http.Handler) http.Handler {
+	l := prometheus.Labels{"route": route}
+	return promhttp.InstrumentHandlerDuration(m.httpDuration.MustCurryWith(l),
+		promhttp.InstrumentHandlerCounter(m.httpRequests.MustCurryWith(l), h))
 }
 
 // usageLabel is the usage type as a label value: one of the known usage types, or "unknown".

@@ -41,6 +41,7 @@ import (
 	"net/url"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -238,6 +239,22 @@ func (t *Telemetry) ServerOptions() []grpc.ServerOption {
 		opts = append(opts, tracingServerOptions(t.tp)...)
 	}
 	return opts
+}
+
+// InstrumentHTTP wraps the handler of an HTTP route (its path) in what is on: the HTTP
+// request metrics (see Metrics.InstrumentHTTP) and a server span per request, whose context
+// the send's own spans continue. With both off it returns h unchanged.
+func (t *Telemetry) InstrumentHTTP(route string, h http.Handler) http.Handler {
+	if t == nil {
+		return h
+	}
+	if t.metrics != nil {
+		h = t.metrics.InstrumentHTTP(route, h)
+	}
+	if t.tp != nil {
+		h = otelhttp.NewHandler(h, route, otelhttp.WithTracerProvider(t.tp))
+	}
+	return h
 }
 
 // Shutdown stops the metrics listener and flushes the spans not yet exported, within ctx.

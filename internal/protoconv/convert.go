@@ -16,6 +16,7 @@ import (
 	"maps"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -135,23 +136,40 @@ func MessageFromRequest(req *smsv1.SendMessageRequest) (*connector.Message, erro
 		}
 	}
 
-	// Message.Check owns the rules for to, usage_type and payload.code (and normalises to).
+	err := CheckMessage(msg)
+	if err == nil {
+		return msg, nil
+	}
+	var ce *connector.Error
+	if req.GetPayload() == nil && errors.As(err, &ce) {
+		vs := slices.Clone(ce.Violations)
+		for i, v := range vs {
+			if v.Field == "payload.code" {
+				vs[i] = connector.Violation{Field: "payload", Description: "is required: payload.code must be set"}
+			}
+		}
+		return nil, connector.ViolationsError(ce.Reason, connector.RequestSubject, vs)
+	}
+	return nil, err
+}
+
+// CheckMessage validates a message that came in a request, whatever the transport: the rules
+// of Message.Check (which normalises the recipient) and the transport's own fields, an
+// idempotency key of at most MaxIdempotencyKeyLength characters and a client IP that is an IPv4
+// or IPv6 address. It reports every problem at once, with the proto's field names, as one
+// INVALID_REQUEST (or INVALID_PHONE_NUMBER when the recipient is the only problem)
+// *connector.Error.
+func CheckMessage(msg *connector.Message) error {
 	var vs []connector.Violation
 	reason := connector.ReasonInvalidRequest
 	if err := msg.Check(); err != nil {
 		var ce *connector.Error
 		if !errors.As(err, &ce) {
-			return nil, err
+			return err
 		}
 		reason = ce.Reason
-		for _, v := range ce.Violations {
-			if v.Field == "payload.code" && req.GetPayload() == nil {
-				v = connector.Violation{Field: "payload", Description: "is required: payload.code must be set"}
-			}
-			vs = append(vs, v)
-		}
+		vs = append(vs, ce.Violations...)
 	}
-	// The rest are the transport's own fields.
 	extra := len(vs)
 	if n := len([]rune(msg.IdempotencyKey)); n > MaxIdempotencyKeyLength {
 		vs = append(vs, connector.Violation{Field: "idempotency_key",
@@ -163,12 +181,12 @@ func MessageFromRequest(req *smsv1.SendMessageRequest) (*connector.Message, erro
 		}
 	}
 	if len(vs) == 0 {
-		return msg, nil
+		return nil
 	}
 	if len(vs) > extra {
 		reason = connector.ReasonInvalidRequest // not only the recipient is wrong
 	}
-	return nil, connector.ViolationsError(reason, connector.RequestSubject, vs)
+	return connector.ViolationsError(reason, connector.RequestSubject, vs)
 }
 
 // RequestFromMessage converts a message into the request that carries it. It does not check
