@@ -30,6 +30,9 @@ const (
 	MetricProviderDuration = "sms_connector_provider_request_duration_seconds"
 	// MetricInFlight is the number of sends in progress.
 	MetricInFlight = "sms_connector_sends_in_flight"
+	// MetricStoreErrors counts the failures of a shared store (Redis), by the layer that met
+	// it and the policy it applied.
+	MetricStoreErrors = "sms_connector_store_errors_total"
 )
 
 // Label values the metrics use besides reasons, usage types and calling codes.
@@ -57,6 +60,7 @@ type Metrics struct {
 	providerErrors   *prometheus.CounterVec   // connector, provider, provider_code, reason
 	providerDuration *prometheus.HistogramVec // connector, outcome
 	inFlight         *prometheus.GaugeVec     // connector
+	storeErrors      *prometheus.CounterVec   // layer, policy
 }
 
 // NewMetrics returns the metrics, registered in a new Registry.
@@ -86,10 +90,23 @@ func NewMetrics() *Metrics {
 			Name: MetricInFlight,
 			Help: "Sends in progress through the connector.",
 		}, []string{"connector"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricStoreErrors,
+			Help: "Failures of the shared store (Redis: unreachable, timed out, answering errors), by layer (\"guard\", \"idempotency\") and the policy applied (\"refuse\": the send was refused; \"allow\": it went on without the layer).",
+		}, []string{"layer", "policy"}),
 	}
-	m.reg.MustRegister(m.grpc, m.messages, m.refusals, m.providerErrors, m.providerDuration, m.inFlight,
+	m.reg.MustRegister(m.grpc, m.messages, m.refusals, m.providerErrors, m.providerDuration, m.inFlight, m.storeErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// StoreError counts one failure of the shared store met by layer under policy. A nil
+// *Metrics counts nothing.
+func (m *Metrics) StoreError(layer, policy string) {
+	if m == nil {
+		return
+	}
+	m.storeErrors.WithLabelValues(layer, policy).Inc()
 }
 
 // Registry returns the registry holding every metric, to register more or to gather them.
