@@ -595,6 +595,9 @@ func logDefences(log *zap.Logger, o *options, d Defences, policySource string) {
 	} else {
 		log.Warn("abuse guard off (--no-guard): no rate limits, no country or number-type policy; for trusted internal callers only")
 	}
+	if !o.store.redis() {
+		log.Info("store: memory (idempotency answers and guard windows are this process's own; --store to share them)")
+	}
 	log.Info("limits",
 		zap.Stringer("idempotency_window", d.IdempotencyWindow), zap.Int("max_segments", o.maxSegments),
 		zap.Int("max_concurrent_sends", d.MaxConcurrentSends), zap.Int("max_request_bytes", o.maxRequestBytes))

@@ -112,8 +112,7 @@ func (e *storeErrors) reporter(layer string) func(error) {
 func openStore(ctx context.Context, o *options, d *Defences, log *zap.Logger) (redis.UniversalClient, *storeErrors, error) {
 	errs := &storeErrors{log: log, policy: o.store.unavailable, last: map[string]time.Time{}, missed: map[string]int{}}
 	if !o.store.redis() {
-		log.Info("store: memory (idempotency answers and guard windows are this process's own)")
-		return nil, errs, nil
+		return nil, errs, nil // logDefences says so
 	}
 	var secret []byte
 	if d.Guard {
