@@ -6,7 +6,7 @@ TOOL    := $(GO) tool -modfile=tools/go.mod
 BIN     := bin/sms-connector
 LISTEN  ?= 127.0.0.1:50051
 
-.PHONY: all help build run test quick lint generate check-generated tools clean node-deps test-node fuzz
+.PHONY: all help build run test quick redis-server lint generate check-generated tools clean node-deps test-node fuzz
 
 ## all: lint, then test (the default target)
 all: lint test
@@ -25,15 +25,20 @@ build:
 run: build
 	./$(BIN) --sandbox --listen $(LISTEN)
 
-## test: unit, emulator-backed and end-to-end tests (real gRPC, real grpcurl), with the race detector,
-## then the Node.js host test (needs Node.js 20 and npm)
-test:
+## test: unit, emulator-backed and end-to-end tests (real gRPC, real grpcurl, real redis-server), with the
+## race detector, then the Node.js host test (needs Node.js 20 and npm); installs redis-server when missing (root on Debian)
+test: redis-server
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-node
 
 ## quick: the Go tests without the race detector and without Node.js, for the edit-test loop
-quick:
+quick: redis-server
 	$(GO) test -count=1 -timeout 20m ./...
+
+## redis-server: make sure redis-server is installed (the Redis tests never skip): installs Debian's
+## package as root, otherwise stops naming it
+redis-server:
+	@sh tools/ensure-redis.sh
 
 ## node-deps: install clients/node's pinned packages (npm ci), again only when its lock changes;
 ## no package there needs an install script

@@ -31,6 +31,8 @@ type Defences struct {
 	// IdempotencyStore keeps the idempotency keys' claims and answers; nil keeps them in this
 	// process's memory. A shared store (idemredis) makes them hold across replicas.
 	IdempotencyStore idempotency.Store
+	// IdempotencyOnStoreError is told of each failure of IdempotencyStore that refused a send.
+	IdempotencyOnStoreError func(error)
 	// MaxConcurrentSends is how many sends may be in flight at once; one more is refused with
 	// OVERLOADED (RESOURCE_EXHAUSTED, RetryInfo). 0: no limit.
 	MaxConcurrentSends int
@@ -76,7 +78,7 @@ func Defend(next connector.SmsConnector, d Defences) (connector.SmsConnector, er
 	case d.IdempotencyWindow < 0:
 		return nil, fmt.Errorf("sdk: Defend: negative IdempotencyWindow %v", d.IdempotencyWindow)
 	case d.IdempotencyWindow > 0:
-		i, err := idempotency.New(c, idempotency.Options{Window: d.IdempotencyWindow, Store: d.IdempotencyStore})
+		i, err := idempotency.New(c, idempotency.Options{Window: d.IdempotencyWindow, Store: d.IdempotencyStore, OnStoreError: d.IdempotencyOnStoreError})
 		if err != nil {
 			return nil, err
 		}

@@ -80,6 +80,16 @@
 // Runtime.MaxSegments, since the connector is where the body is rendered. --max-request-bytes
 // bounds a request (default 256 KiB).
 //
+// # Several replicas
+//
+// --store (default memory) names where the guard's windows and breaker live: this process's
+// memory, or a Redis shared by every replica (redis://, rediss://, Redis Cluster; see package
+// redisconn and docs/replicas.md), with --store-password-file, --store-ca-file and
+// --guard-key-secret-file (required with Redis: the same secret on every replica). The store
+// must answer a PING at start-up or the binary stops. --store-unavailable says what a send
+// meets while Redis is down: refuse (default; UNAVAILABLE STORE_UNAVAILABLE, nothing sent) or
+// allow (sent without the limits). The concurrency limit stays per process.
+//
 // # Observability
 //
 // --metrics-listen host:port serves Prometheus metrics at /metrics (gRPC server metrics, sends
@@ -210,6 +220,9 @@ type options struct {
 
 	// Observability (--metrics-listen, --otlp-endpoint); see telemetry.go.
 	telemetry telemetryOptions
+
+	// The shared store (--store and its companions); see store.go.
+	store storeOptions
 }
 
 // Main runs the binary b as a process: it reads os.Args and the environment, stops gracefully
@@ -302,6 +315,7 @@ func parseFlags(b Binary, name string, args []string, getenv func(string) string
 	fs.IntVar(&o.maxConcurrentSends, "max-concurrent-sends", limits.DefaultMaxConcurrent, "most sends in flight at once; one more is refused with RESOURCE_EXHAUSTED OVERLOADED (0: no limit)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", ShutdownGrace, "how long in-flight RPCs may run once the binary is told to stop; then each is cancelled and answers its caller with its status")
 	o.telemetry.register(fs)
+	o.store.register(fs)
 	if b.Flags != nil {
 		b.Flags(fs)
 	}
@@ -386,6 +400,9 @@ func parseFlags(b Binary, name string, args []string, getenv func(string) string
 	case o.shutdownGrace <= 0:
 		return nil, fmt.Errorf("--shutdown-grace %v: must be positive", o.shutdownGrace)
 	}
+	if err := o.store.check(!o.noGuard); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -441,6 +458,19 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 	if err != nil {
 		return err
 	}
+	// The shared store: nil with --store memory. The idempotency layer's Redis store is built
+	// on the same client.
+	store, storeErrs, err := openStore(ctx, o, &defences, log)
+	if err != nil {
+		return err
+	}
+	if store != nil {
+		defer func() {
+			if err := store.Close(); err != nil {
+				log.Warn("closing the store's client", zap.Error(err))
+			}
+		}()
+	}
 	var defaultConfig json.RawMessage
 	source := ""
 	if o.sandbox {
@@ -490,6 +520,7 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 		return err
 	}
 	defer stopTelemetry()
+	storeErrs.metrics = tel.Metrics()
 	if vendor, err = tel.WrapVendor(ctx, vendor); err != nil {
 		return err
 	}
@@ -633,6 +664,9 @@ func logDefences(log *zap.Logger, o *options, d Defences, policySource string) {
 		log.Info("abuse guard on", zap.String("policy_source", policySource), zap.Reflect("policy", d.GuardOptions.Policy))
 	} else {
 		log.Warn("abuse guard off (--no-guard): no rate limits, no country or number-type policy; for trusted internal callers only")
+	}
+	if !o.store.redis() {
+		log.Info("store: memory (idempotency answers and guard windows are this process's own; --store to share them)")
 	}
 	log.Info("limits",
 		zap.Stringer("idempotency_window", d.IdempotencyWindow), zap.Int("max_segments", o.maxSegments),

@@ -35,6 +35,9 @@ const (
 	MetricHTTPRequests = "sms_connector_http_requests_total"
 	// MetricHTTPDuration is the histogram of the HTTP listener's request durations.
 	MetricHTTPDuration = "sms_connector_http_request_duration_seconds"
+	// MetricStoreErrors counts the failures of a shared store (Redis), by the layer that met
+	// it and the policy it applied.
+	MetricStoreErrors = "sms_connector_store_errors_total"
 )
 
 // Label values the metrics use besides reasons, usage types and calling codes.
@@ -64,6 +67,7 @@ type Metrics struct {
 	inFlight         *prometheus.GaugeVec     // connector
 	httpRequests     *prometheus.CounterVec   // route, method, code
 	httpDuration     *prometheus.HistogramVec // route, method, code
+	storeErrors      *prometheus.CounterVec   // layer, policy
 }
 
 // NewMetrics returns the metrics, registered in a new Registry.
@@ -102,10 +106,23 @@ func NewMetrics() *Metrics {
 			Help:    "Duration of the HTTP listener's requests, by route, method and HTTP status code.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"route", "method", "code"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricStoreErrors,
+			Help: "Failures of the shared store (Redis: unreachable, timed out, answering errors), by layer (\"guard\", \"idempotency\") and the policy applied (\"refuse\": the send was refused; \"allow\": it went on without the layer).",
+		}, []string{"layer", "policy"}),
 	}
-	m.reg.MustRegister(m.grpc, m.messages, m.refusals, m.providerErrors, m.providerDuration, m.inFlight, m.httpRequests, m.httpDuration,
+	m.reg.MustRegister(m.grpc, m.messages, m.refusals, m.providerErrors, m.providerDuration, m.inFlight, m.httpRequests, m.httpDuration, m.storeErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// StoreError counts one failure of the shared store met by layer under policy. A nil
+// *Metrics counts nothing.
+func (m *Metrics) StoreError(layer, policy string) {
+	if m == nil {
+		return
+	}
+	m.storeErrors.WithLabelValues(layer, policy).Inc()
 }
 
 // Registry returns the registry holding every metric, to register more or to gather them.

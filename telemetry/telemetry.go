@@ -17,6 +17,8 @@
 //   - sms_connector_provider_request_duration_seconds{connector, outcome} (histogram): the
 //     vendor call of each send that reached the vendor, the driver's own retries included;
 //   - sms_connector_sends_in_flight{connector}: sends in progress;
+//   - sms_connector_store_errors_total{layer, policy}: failures of the shared store (Redis)
+//     by the layer that met them and the policy it applied (refuse or allow);
 //   - the Go runtime's and the process's collectors (go_*, process_*).
 //
 // Traces: a server span per RPC (otelgrpc) and, as its child, a client span per vendor call

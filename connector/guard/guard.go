@@ -21,8 +21,11 @@
 // unknown, timeout, cancellation) keeps them, since the SMS may exist and have cost money.
 //
 // Slots live in a Store; the default is an in-memory MemoryStore of bounded size, and the
-// interface is small so that a shared store can serve several processes. Store keys are HMACs
-// of the numbers and addresses they count, never the values themselves.
+// interface is small so that a shared store (package guardredis) can serve several processes.
+// A send takes the slots of all its windows in one Store.Reserve, all or none. Store keys are
+// HMACs of the numbers and addresses they count, never the values themselves. When the Store
+// fails (an unreachable Redis), the Guard refuses the send with STORE_UNAVAILABLE, or, with
+// Options.FailOpen, lets it through unlimited.
 //
 // Where the Guard sits among the other decorators is written in sdk.Defend.
 package guard
@@ -59,8 +62,11 @@ type Guard struct {
 	allowCodes, denyCodes     map[int32]bool
 	denyTypes                 map[phonenumbers.PhoneNumberType]NumberType
 
+	failOpen     bool
+	onStoreError func(error)
+
 	mu          sync.Mutex
-	breakerOpen time.Time // every send is refused until then
+	breakerOpen time.Time // every send is refused until then, as last told by the store
 }
 
 var _ connector.SmsConnector = (*Guard)(nil)
@@ -78,9 +84,21 @@ type Options struct {
 	Now func() time.Time
 	// KeySecret is the HMAC key the Guard derives store keys with; empty means 32 random bytes
 	// per Guard. Guards sharing a Store must share the secret, so they count the same number
-	// under the same key.
+	// under the same key; it must stay secret, since an unkeyed hash of a phone number is
+	// found by trying every number.
 	KeySecret []byte
+	// FailOpen lets a send through, without counting it, when the Store fails: the limits do
+	// not hold while a shared store is down. False (the default) refuses the send with
+	// STORE_UNAVAILABLE and RetryAfter StoreRetryAfter, and nothing is sent. Destination rules
+	// apply either way.
+	FailOpen bool
+	// OnStoreError, when set, is told of each failure of the Store (for a metric and a log
+	// line), before the Guard applies FailOpen. It must be safe for concurrent use.
+	OnStoreError func(error)
 }
+
+// StoreRetryAfter is the RetryAfter of a send refused because the Store failed.
+const StoreRetryAfter = time.Second
 
 // New returns a Guard enforcing o.Policy in front of next. It fails for a nil next or an
 // invalid policy.
@@ -98,6 +116,8 @@ func New(next connector.SmsConnector, o Options) (*Guard, error) {
 		store:        o.Store,
 		now:          o.Now,
 		secret:       append([]byte(nil), o.KeySecret...),
+		failOpen:     o.FailOpen,
+		onStoreError: o.OnStoreError,
 		allowRegions: map[string]bool{},
 		denyRegions:  map[string]bool{},
 		allowCodes:   map[int32]bool{},
@@ -137,8 +157,8 @@ func New(next connector.SmsConnector, o Options) (*Guard, error) {
 // number type; no RetryAfter), INVALID_PHONE_NUMBER (a number that cannot exist, when
 // Policy.RefuseInvalidNumbers is on; a violation of field "to") or RATE_LIMITED (a window is
 // full or the breaker is open; RetryAfter says when to try again). A nil msg is
-// INVALID_REQUEST. A failure of the Store is INTERNAL and nothing is sent: the guard fails
-// closed.
+// INVALID_REQUEST. A failure of the Store is STORE_UNAVAILABLE and nothing is sent (the guard
+// fails closed), unless Options.FailOpen lets the send through.
 func (g *Guard) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
 	if msg == nil {
 		return nil, connector.Errorf(connector.ReasonInvalidRequest, "no message to send")
@@ -159,7 +179,7 @@ func (g *Guard) Send(ctx context.Context, msg *connector.Message) (*connector.Re
 		return nil, err
 	}
 	r, err := g.Next.Send(ctx, msg)
-	if err != nil && nothingSent(err) {
+	if err != nil && nothingSent(err) && held.ID != "" {
 		g.release(ctx, held)
 	}
 	return r, err
@@ -288,7 +308,8 @@ func (g *Guard) checkDestination(d *destination) error {
 	return nil
 }
 
-// checkBreaker refuses every send while the global budget's breaker is open.
+// checkBreaker refuses every send while the global budget's breaker is open, as the Store
+// last said; a breaker another process tripped is learnt at this process's next Reserve.
 func (g *Guard) checkBreaker() error {
 	g.mu.Lock()
 	until := g.breakerOpen
@@ -299,18 +320,14 @@ func (g *Guard) checkBreaker() error {
 	return nil
 }
 
-// tripBreaker opens the breaker for one Window of the global budget from now, unless it is
-// open longer already, and returns how long it stays open.
-func (g *Guard) tripBreaker() time.Duration {
-	now := g.now()
-	until := now.Add(g.policy.Global.Window)
+// noteBreaker remembers that the breaker stays open for wait from now.
+func (g *Guard) noteBreaker(wait time.Duration) {
+	until := g.now().Add(wait)
 	g.mu.Lock()
 	if until.After(g.breakerOpen) {
 		g.breakerOpen = until
 	}
-	until = g.breakerOpen
 	g.mu.Unlock()
-	return until.Sub(now)
 }
 
 // breakerError is the refusal of a send while the breaker is open for wait more.
@@ -323,17 +340,15 @@ func (g *Guard) breakerError(wait time.Duration) error {
 	}
 }
 
-// window is one limit a send counts against, with its store key.
-type window struct {
-	key   string
-	limit Limit
-	class string // "rcpt", "prefix", "ip" or "global"
-}
-
-// refusal is the RATE_LIMITED error of a send that found w full, a slot freeing in wait.
-func (g *Guard) refusal(w window, d *destination, wait time.Duration) error {
+// refusal is the RATE_LIMITED error of a send the Store refused, a window of class full.
+func (g *Guard) refusal(class string, limit Limit, d *destination, ref Refusal) error {
+	wait := ref.RetryAfter
+	if ref.Breaker {
+		g.noteBreaker(wait)
+		return g.breakerError(wait)
+	}
 	var what string
-	switch w.class {
+	switch class {
 	case classRecipient:
 		what = "to this recipient"
 	case classPrefix:
@@ -341,11 +356,11 @@ func (g *Guard) refusal(w window, d *destination, wait time.Duration) error {
 	case classIP:
 		what = "requested from this client IP address"
 	case classGlobal:
-		return g.breakerError(g.tripBreaker())
+		what = "from this connector"
 	}
 	return &connector.Error{
 		Reason:     connector.ReasonRateLimited,
-		Message:    fmt.Sprintf("too many SMS %s: the connector allows %v; retry in %s", what, w.limit, formatDuration(roundUp(wait))),
+		Message:    fmt.Sprintf("too many SMS %s: the connector allows %v; retry in %s", what, limit, formatDuration(roundUp(wait))),
 		RetryAfter: wait,
 	}
 }
@@ -358,74 +373,78 @@ const (
 	classGlobal    = "global"
 )
 
-// windows returns every window a send to to from clientIP counts against, the global budget
-// last (so that a send refused by a narrower window does not hold, even briefly, a slot of
-// the budget).
-func (g *Guard) windows(to, clientIP string) []window {
+// windows returns every window a send to to from clientIP counts against, with their classes
+// and limits, the global budget last (a Store reports the first full window, so a narrower
+// window's refusal wins over the budget's breaker).
+func (g *Guard) windows(to, clientIP string) (ws []Window, classes []string, limits []Limit) {
 	p := g.policy
-	var ws []window
-	add := func(class, id string, limits []Limit) {
-		if id == "" || len(limits) == 0 {
+	add := func(class, id string, ls []Limit, breaker bool) {
+		if id == "" || len(ls) == 0 {
 			return
 		}
-		h := g.hash(class, id)
-		for _, l := range limits {
-			ws = append(ws, window{key: class + "/" + formatDuration(l.Window) + "/" + strconv.Itoa(l.Max) + "/" + h, limit: l, class: class})
+		h := ""
+		if class != classGlobal {
+			h = "/" + g.hash(class, id)
+		}
+		for _, l := range ls {
+			ws = append(ws, Window{Key: class + "/" + formatDuration(l.Window) + "/" + strconv.Itoa(l.Max) + h, Max: l.Max, Span: l.Window, Breaker: breaker})
+			classes, limits = append(classes, class), append(limits, l)
 		}
 	}
-	add(classRecipient, to, p.Recipient)
+	add(classRecipient, to, p.Recipient, false)
 	if len(p.Prefix) > 0 {
-		add(classPrefix, numberRange(to, p.PrefixDigits), p.Prefix)
+		add(classPrefix, numberRange(to, p.PrefixDigits), p.Prefix, false)
 	}
 	if len(p.ClientIP) > 0 {
-		add(classIP, clientNetwork(clientIP, p.IPv6PrefixBits), p.ClientIP)
+		add(classIP, clientNetwork(clientIP, p.IPv6PrefixBits), p.ClientIP, false)
 	}
 	if p.Global.Max > 0 {
-		ws = append(ws, window{key: classGlobal + "/" + formatDuration(p.Global.Window) + "/" + strconv.Itoa(p.Global.Max), limit: p.Global, class: classGlobal})
+		add(classGlobal, "all", []Limit{p.Global}, true)
 	}
-	return ws
+	return ws, classes, limits
 }
 
-// reserve takes a slot of every window of the send, or none: on a refusal it gives back the
-// slots taken so far.
-func (g *Guard) reserve(ctx context.Context, to string, d *destination, clientIP string) ([]Reservation, error) {
-	ws := g.windows(to, clientIP)
-	held := make([]Reservation, 0, len(ws))
-	for _, w := range ws {
-		r, wait, err := g.store.Reserve(ctx, w.key, w.limit.Max, w.limit.Window)
-		switch {
-		case errors.Is(err, ErrStoreFull):
-			g.release(ctx, held)
-			return nil, &connector.Error{
-				Reason:     connector.ReasonRateLimited,
-				Message:    "the connector is tracking as many recipients and clients as it can and refuses new ones for now; nothing was sent",
-				RetryAfter: DefaultSweepInterval,
-				Err:        err,
-			}
-		case err != nil:
-			g.release(ctx, held)
-			return nil, &connector.Error{
-				Reason:  connector.ReasonInternal,
-				Message: "the abuse-limit store failed; nothing was sent",
-				Err:     fmt.Errorf("guard: reserve a slot: %w", err),
-			}
-		case wait > 0:
-			g.release(ctx, held)
-			return nil, g.refusal(w, d, wait)
-		}
-		held = append(held, r)
+// reserve takes a slot of every window of the send, or none. A failure of the Store refuses
+// the send with STORE_UNAVAILABLE, or, with FailOpen, returns a zero Reservation and no error.
+func (g *Guard) reserve(ctx context.Context, to string, d *destination, clientIP string) (Reservation, error) {
+	ws, classes, limits := g.windows(to, clientIP)
+	if len(ws) == 0 {
+		return Reservation{}, nil
 	}
-	return held, nil
+	r, ref, err := g.store.Reserve(ctx, ws)
+	switch {
+	case errors.Is(err, ErrStoreFull):
+		return Reservation{}, &connector.Error{
+			Reason:     connector.ReasonRateLimited,
+			Message:    "the connector is tracking as many recipients and clients as it can and refuses new ones for now; nothing was sent",
+			RetryAfter: DefaultSweepInterval,
+			Err:        err,
+		}
+	case err != nil:
+		if g.onStoreError != nil {
+			g.onStoreError(err)
+		}
+		if g.failOpen {
+			return Reservation{}, nil
+		}
+		return Reservation{}, &connector.Error{
+			Reason:     connector.ReasonStoreUnavailable,
+			Message:    "the abuse-limit store cannot be reached; nothing was sent",
+			RetryAfter: StoreRetryAfter,
+			Err:        fmt.Errorf("guard: reserve slots: %w", err),
+		}
+	case ref.Refused():
+		i := min(max(ref.Window, 0), len(ws)-1)
+		return Reservation{}, g.refusal(classes[i], limits[i], d, ref)
+	}
+	return r, nil
 }
 
 // release gives the slots back, even when ctx has ended: they must not outlive a send that
-// sent nothing. The in-memory store cannot fail; a shared store's failure leaves a slot to
-// expire with its window, which errs on the side of refusing.
-func (g *Guard) release(ctx context.Context, held []Reservation) {
-	ctx = context.WithoutCancel(ctx)
-	for _, r := range held {
-		_ = g.store.Release(ctx, r)
-	}
+// sent nothing. The in-memory store cannot fail; a shared store's failure leaves the slots to
+// expire with their windows, which errs on the side of refusing.
+func (g *Guard) release(ctx context.Context, held Reservation) {
+	_ = g.store.Release(context.WithoutCancel(ctx), held)
 }
 
 // hash derives the store key of an identifier (a number, a range, an address) of a class:
@@ -478,7 +497,7 @@ func nothingSent(err error) bool {
 		connector.ReasonProviderAccountNotFound, connector.ReasonRecipientOptedOut, connector.ReasonCountryNotPermitted,
 		connector.ReasonRecipientUnreachable, connector.ReasonRateLimited, connector.ReasonProviderRateLimited,
 		connector.ReasonProviderQueueFull, connector.ReasonProviderRejected, connector.ReasonProviderUnavailable,
-		connector.ReasonOverloaded, connector.ReasonUnauthenticated:
+		connector.ReasonOverloaded, connector.ReasonUnauthenticated, connector.ReasonStoreUnavailable:
 		return true
 	}
 	// PROVIDER_OUTCOME_UNKNOWN, PROVIDER_TIMEOUT, PROVIDER_INVALID_RESPONSE, CANCELLED, INTERNAL:

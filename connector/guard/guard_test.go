@@ -257,6 +257,7 @@ func TestFailedSendReleasesSlots(t *testing.T) {
 		{connector.Errorf(connector.ReasonProviderRejected, "x"), true},
 		{connector.Errorf(connector.ReasonCountryNotPermitted, "x"), true},
 		{connector.Errorf(connector.ReasonOverloaded, "x"), true},
+		{connector.Errorf(connector.ReasonStoreUnavailable, "x"), true},
 		{connector.Errorf(connector.ReasonUnauthenticated, "x"), true},
 		{fmt.Errorf("wrapped: %w", connector.Errorf(connector.ReasonMessageTooLong, "x")), true},
 		{connector.Errorf(connector.ReasonProviderOutcomeUnknown, "x"), false},
@@ -301,15 +302,17 @@ type recordingStore struct {
 	err  error
 }
 
-func (s *recordingStore) Reserve(ctx context.Context, key string, limit int, window time.Duration) (Reservation, time.Duration, error) {
+func (s *recordingStore) Reserve(ctx context.Context, ws []Window) (Reservation, Refusal, error) {
 	s.mu.Lock()
-	s.keys = append(s.keys, key)
+	for _, w := range ws {
+		s.keys = append(s.keys, w.Key)
+	}
 	err := s.err
 	s.mu.Unlock()
 	if err != nil {
-		return Reservation{}, 0, err
+		return Reservation{}, Refusal{}, err
 	}
-	return s.MemoryStore.Reserve(ctx, key, limit, window)
+	return s.MemoryStore.Reserve(ctx, ws)
 }
 
 func TestStoreKeysHoldNoNumbers(t *testing.T) {
@@ -348,15 +351,42 @@ func TestStoreKeysHoldNoNumbers(t *testing.T) {
 }
 
 func TestStoreFailures(t *testing.T) {
+	storeErr := errors.New("redis: connection refused")
 	t.Run("store error: fail closed", func(t *testing.T) {
-		s := &recordingStore{MemoryStore: NewMemoryStore(MemoryOptions{}), err: errors.New("redis: connection refused")}
-		g, next, _ := newGuard(t, Options{Policy: DefaultPolicy(), Store: s})
+		s := &recordingStore{MemoryStore: NewMemoryStore(MemoryOptions{}), err: storeErr}
+		var told []error
+		g, next, _ := newGuard(t, Options{Policy: DefaultPolicy(), Store: s, OnStoreError: func(err error) { told = append(told, err) }})
 		_, err := g.Send(context.Background(), msg(usNumber, ""))
-		if e := refusal(t, err, usNumber); e.Reason != connector.ReasonInternal || !strings.Contains(e.Err.Error(), "guard: reserve a slot: redis") {
-			t.Errorf("got %v, want INTERNAL wrapping the store's error", err)
+		e := refusal(t, err, usNumber)
+		if e.Reason != connector.ReasonStoreUnavailable || e.RetryAfter != StoreRetryAfter || !errors.Is(err, storeErr) {
+			t.Errorf("got %v (RetryAfter %v), want STORE_UNAVAILABLE wrapping the store's error, RetryAfter %v", err, e.RetryAfter, StoreRetryAfter)
 		}
 		if next.Calls() != 0 {
 			t.Errorf("sent despite the store failing")
+		}
+		if len(told) != 1 || !errors.Is(told[0], storeErr) {
+			t.Errorf("OnStoreError told %v, want the store's error once", told)
+		}
+		// Destination rules still answer first.
+		if _, err := g.Send(context.Background(), msg(ukPremium, "")); connector.ReasonOf(err) != connector.ReasonCountryNotPermitted {
+			t.Errorf("premium rate with the store down: %v, want COUNTRY_NOT_PERMITTED", err)
+		}
+	})
+	t.Run("store error: fail open", func(t *testing.T) {
+		s := &recordingStore{MemoryStore: NewMemoryStore(MemoryOptions{}), err: storeErr}
+		told := 0
+		p := DefaultPolicy()
+		g, next, _ := newGuard(t, Options{Policy: p, Store: s, FailOpen: true, OnStoreError: func(error) { told++ }})
+		for range p.Recipient[0].Max + 2 { // over the recipient's limit: nothing counts
+			if _, err := g.Send(context.Background(), msg(usNumber, "")); err != nil {
+				t.Fatalf("Send with FailOpen and the store down: %v", err)
+			}
+		}
+		if next.Calls() != p.Recipient[0].Max+2 || told != next.Calls() {
+			t.Errorf("%d sends, %d store errors told; want %d of each", next.Calls(), told, p.Recipient[0].Max+2)
+		}
+		if _, err := g.Send(context.Background(), msg(ukPremium, "")); connector.ReasonOf(err) != connector.ReasonCountryNotPermitted {
+			t.Errorf("premium rate with the store down: %v, want COUNTRY_NOT_PERMITTED", err)
 		}
 	})
 	t.Run("store full", func(t *testing.T) {

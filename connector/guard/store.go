@@ -10,27 +10,61 @@ import (
 	"time"
 )
 
-// Store keeps the sliding windows of a Guard's limits. The Guard needs only these two
-// operations, so a store shared by several processes (Redis: a sorted set per key, scored by
-// time) can replace the in-memory one. Implementations must be safe for concurrent use.
+// Store keeps the sliding windows of a Guard's limits and the breaker of its global budget.
+// The Guard needs only these two operations, so a store shared by several processes
+// (guardredis: sorted sets in Redis) can replace the in-memory one; with a shared Store, the
+// processes' limits hold as if they were one. Implementations must be safe for concurrent use.
 type Store interface {
-	// Reserve takes one slot of key's window, which holds at most limit slots taken within the
-	// last window. When a slot is free it returns the Reservation and a zero retryAfter;
-	// when none is, a zero Reservation and how long until one frees (positive). err reports a
-	// failure of the store itself. Keys carry no secret and no phone number in clear.
-	Reserve(ctx context.Context, key string, limit int, window time.Duration) (r Reservation, retryAfter time.Duration, err error)
-	// Release gives a reserved slot back, as if it had never been taken. Releasing a slot
-	// that has expired or was released already does nothing.
+	// Reserve takes one slot of every window in ws, or none: all of them at once, atomically,
+	// so two sends racing for a window's last slot cannot both get it. It refuses when a
+	// window is full or a breaker window's breaker is open, and then the Refusal says which
+	// and when to try again (RetryAfter positive); a granted Reserve returns a zero Refusal.
+	// err reports a failure of the store itself, and then nothing was taken. Keys carry no
+	// secret and no phone number in clear.
+	Reserve(ctx context.Context, ws []Window) (Reservation, Refusal, error)
+	// Release gives the slots of a Reservation back, as if they had never been taken.
+	// Releasing slots that have expired or were released already does nothing.
 	Release(ctx context.Context, r Reservation) error
 }
 
-// Reservation is one slot taken by Store.Reserve.
-type Reservation struct {
-	// Key is the window the slot belongs to.
+// Window is one sliding-window limit a send counts against: at most Max slots taken within
+// the last Span.
+type Window struct {
+	// Key names the window in the store.
 	Key string
-	// ID tells the slot apart from the key's other slots; the store chooses it.
+	// Max is how many slots the window holds (at least 1).
+	Max int
+	// Span is how long a slot counts (positive).
+	Span time.Duration
+	// Breaker gives the window a breaker: when a Reserve finds the window full, the breaker
+	// trips and every Reserve naming the window is refused for one Span from then (the global
+	// budget). The window's slots need not all have expired for it to close.
+	Breaker bool
+}
+
+// Reservation is the slots one granted Store.Reserve took, one in each of its windows.
+type Reservation struct {
+	// Keys are the windows the slots belong to.
+	Keys []string
+	// ID tells the slots apart from the windows' other slots; the store chooses it, unique
+	// among every process sharing the store.
 	ID string
 }
+
+// Refusal is why a Store.Reserve took no slot; its zero value means none was refused.
+type Refusal struct {
+	// Window is the index, in the windows given to Reserve, of the full window or of the
+	// window whose breaker is open.
+	Window int
+	// Breaker reports that the window's breaker is open (it was, or it tripped now).
+	Breaker bool
+	// RetryAfter is how long until the window has a free slot, or until the breaker closes;
+	// positive for a refusal.
+	RetryAfter time.Duration
+}
+
+// Refused reports whether r is a refusal.
+func (r Refusal) Refused() bool { return r.RetryAfter > 0 }
 
 // ErrStoreFull is returned by MemoryStore.Reserve when a new key would exceed MaxKeys even
 // after expired keys are swept. A Guard answers it with RATE_LIMITED: under an attack broad
@@ -66,6 +100,7 @@ type MemoryStore struct {
 
 	mu        sync.Mutex
 	windows   map[string]*slidingWindow
+	breakers  map[string]time.Time // open until then, by window key
 	lastSweep time.Time
 	nextID    uint64
 }
@@ -86,7 +121,8 @@ var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore(o MemoryOptions) *MemoryStore {
-	s := &MemoryStore{now: o.Now, maxKeys: o.MaxKeys, every: o.SweepInterval, windows: make(map[string]*slidingWindow)}
+	s := &MemoryStore{now: o.Now, maxKeys: o.MaxKeys, every: o.SweepInterval,
+		windows: make(map[string]*slidingWindow), breakers: make(map[string]time.Time)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -99,11 +135,11 @@ func NewMemoryStore(o MemoryOptions) *MemoryStore {
 	return s
 }
 
-// Reserve implements Store. It fails only with ErrStoreFull, or for a limit or window that is
-// not positive.
-func (s *MemoryStore) Reserve(_ context.Context, key string, limit int, window time.Duration) (Reservation, time.Duration, error) {
-	if limit < 1 || window <= 0 {
-		return Reservation{}, 0, fmt.Errorf("guard: reserve %q: limit %d and window %v must be positive", key, limit, window)
+// Reserve implements Store. It fails only with ErrStoreFull, or for a window whose Max or
+// Span is not positive.
+func (s *MemoryStore) Reserve(_ context.Context, ws []Window) (Reservation, Refusal, error) {
+	if err := checkWindows(ws); err != nil {
+		return Reservation{}, Refusal{}, err
 	}
 	now := s.now()
 	s.mu.Lock()
@@ -111,32 +147,63 @@ func (s *MemoryStore) Reserve(_ context.Context, key string, limit int, window t
 	if now.Sub(s.lastSweep) >= s.every {
 		s.sweep(now)
 	}
-	w := s.windows[key]
-	if w == nil {
-		if len(s.windows) >= s.maxKeys {
-			s.sweep(now)
-			if len(s.windows) >= s.maxKeys {
-				return Reservation{}, 0, ErrStoreFull
-			}
+	for i, w := range ws {
+		if until := s.breakers[w.Key]; w.Breaker && until.After(now) {
+			return Reservation{}, Refusal{Window: i, Breaker: true, RetryAfter: until.Sub(now)}, nil
 		}
-		w = &slidingWindow{}
-		s.windows[key] = w
 	}
-	w.span = window
-	w.expire(now)
-	if n := len(w.slots); n >= limit {
-		// The slot that must expire for one to be free: the limit-th newest.
-		return Reservation{}, w.slots[n-limit].at.Add(w.span).Sub(now), nil
+	added := 0
+	for i, w := range ws {
+		sw := s.windows[w.Key]
+		if sw == nil {
+			added++
+			continue
+		}
+		sw.span = w.Span
+		sw.expire(now)
+		if n := len(sw.slots); n >= w.Max {
+			if w.Breaker {
+				s.breakers[w.Key] = now.Add(w.Span)
+				return Reservation{}, Refusal{Window: i, Breaker: true, RetryAfter: w.Span}, nil
+			}
+			// The slot that must expire for one to be free: the Max-th newest.
+			return Reservation{}, Refusal{Window: i, RetryAfter: sw.slots[n-w.Max].at.Add(sw.span).Sub(now)}, nil
+		}
+	}
+	if added > 0 && len(s.windows)+added > s.maxKeys {
+		s.sweep(now)
+		if len(s.windows)+added > s.maxKeys {
+			return Reservation{}, Refusal{}, ErrStoreFull
+		}
 	}
 	s.nextID++
 	sl := slot{id: s.nextID, at: now}
-	if n := len(w.slots); n == 0 || !now.Before(w.slots[n-1].at) {
-		w.slots = append(w.slots, sl)
-	} else { // the clock went back: keep the slots in order
-		i, _ := slices.BinarySearchFunc(w.slots, now, func(a slot, t time.Time) int { return a.at.Compare(t) })
-		w.slots = slices.Insert(w.slots, i, sl)
+	r := Reservation{Keys: make([]string, len(ws)), ID: strconv.FormatUint(sl.id, 10)}
+	for i, w := range ws {
+		r.Keys[i] = w.Key
+		sw := s.windows[w.Key]
+		if sw == nil {
+			sw = &slidingWindow{span: w.Span}
+			s.windows[w.Key] = sw
+		}
+		if n := len(sw.slots); n == 0 || !now.Before(sw.slots[n-1].at) {
+			sw.slots = append(sw.slots, sl)
+		} else { // the clock went back: keep the slots in order
+			j, _ := slices.BinarySearchFunc(sw.slots, now, func(a slot, t time.Time) int { return a.at.Compare(t) })
+			sw.slots = slices.Insert(sw.slots, j, sl)
+		}
 	}
-	return Reservation{Key: key, ID: strconv.FormatUint(sl.id, 10)}, 0, nil
+	return r, Refusal{}, nil
+}
+
+// checkWindows refuses windows no store can keep.
+func checkWindows(ws []Window) error {
+	for _, w := range ws {
+		if w.Max < 1 || w.Span <= 0 {
+			return fmt.Errorf("guard: reserve %q: limit %d and window %v must be positive", w.Key, w.Max, w.Span)
+		}
+	}
+	return nil
 }
 
 // Release implements Store; it never fails.
@@ -147,13 +214,15 @@ func (s *MemoryStore) Release(_ context.Context, r Reservation) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	w := s.windows[r.Key]
-	if w == nil {
-		return nil
-	}
-	w.slots = slices.DeleteFunc(w.slots, func(sl slot) bool { return sl.id == id })
-	if len(w.slots) == 0 {
-		delete(s.windows, r.Key)
+	for _, k := range r.Keys {
+		w := s.windows[k]
+		if w == nil {
+			continue
+		}
+		w.slots = slices.DeleteFunc(w.slots, func(sl slot) bool { return sl.id == id })
+		if len(w.slots) == 0 {
+			delete(s.windows, k)
+		}
 	}
 	return nil
 }
@@ -168,6 +237,11 @@ func (s *MemoryStore) Len() int {
 // sweep drops every expired slot and every key left without one. s.mu is held.
 func (s *MemoryStore) sweep(now time.Time) {
 	s.lastSweep = now
+	for k, until := range s.breakers {
+		if !until.After(now) {
+			delete(s.breakers, k)
+		}
+	}
 	for k, w := range s.windows {
 		w.expire(now)
 		if len(w.slots) == 0 {

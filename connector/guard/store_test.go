@@ -93,7 +93,8 @@ func TestMemoryStore(t *testing.T) {
 				clk.Advance(op.advance)
 				switch op.op {
 				case "reserve":
-					r, retry, err := s.Reserve(ctx, op.key, op.limit, op.window)
+					r, ref, err := s.Reserve(ctx, []Window{{Key: op.key, Max: op.limit, Span: op.window}})
+					retry := ref.RetryAfter
 					if op.ref < 0 {
 						if !errors.Is(err, ErrStoreFull) {
 							t.Fatalf("op %d: err %v, want ErrStoreFull", i, err)
@@ -103,10 +104,10 @@ func TestMemoryStore(t *testing.T) {
 					if err != nil || retry != op.retry {
 						t.Fatalf("op %d: retry %v, err %v; want retry %v", i, retry, err, op.retry)
 					}
-					if retry == 0 && (r.Key != op.key || r.ID == "") {
+					if retry == 0 && (len(r.Keys) != 1 || r.Keys[0] != op.key || r.ID == "") {
 						t.Fatalf("op %d: reservation %+v", i, r)
 					}
-					if retry > 0 && r != (Reservation{}) {
+					if retry > 0 && (r.ID != "" || r.Keys != nil) {
 						t.Fatalf("op %d: a refusal returned reservation %+v", i, r)
 					}
 					refs[op.ref] = r
@@ -129,11 +130,11 @@ func TestMemoryStoreRejectsBadArguments(t *testing.T) {
 		limit  int
 		window time.Duration
 	}{{0, time.Minute}, {-1, time.Minute}, {1, 0}, {1, -time.Second}} {
-		if _, _, err := s.Reserve(context.Background(), "k", tt.limit, tt.window); err == nil {
+		if _, _, err := s.Reserve(context.Background(), []Window{{Key: "k", Max: tt.limit, Span: tt.window}}); err == nil {
 			t.Errorf("Reserve(limit %d, window %v) succeeded", tt.limit, tt.window)
 		}
 	}
-	if err := s.Release(context.Background(), Reservation{Key: "k", ID: "not ours"}); err != nil {
+	if err := s.Release(context.Background(), Reservation{Keys: []string{"k"}, ID: "not ours"}); err != nil {
 		t.Errorf("Release of a foreign reservation: %v", err)
 	}
 }
@@ -150,7 +151,8 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 	for i := range 32 {
 		wg.Go(func() {
 			for j := range 50 {
-				r, retry, err := s.Reserve(context.Background(), fmt.Sprint("k", j%3), limit, time.Hour)
+				r, ref, err := s.Reserve(context.Background(), []Window{{Key: fmt.Sprint("k", j%3), Max: limit, Span: time.Hour}})
+				retry := ref.RetryAfter
 				if err != nil {
 					t.Error(err)
 					return
@@ -171,7 +173,7 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 	wg.Wait()
 	held := map[string]int{}
 	for _, r := range granted {
-		held[r.Key]++
+		held[r.Keys[0]]++
 	}
 	for k, n := range held {
 		if n > limit {

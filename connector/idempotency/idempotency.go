@@ -104,6 +104,9 @@ type Options struct {
 	MaxBytes int64
 	// Now is the memory store's clock (default time.Now); tests pass a fake one.
 	Now func() time.Time
+	// OnStoreError, when set, is told of each failure of Store that refused a send with
+	// STORE_UNAVAILABLE (for a metric and a log line); it must not block.
+	OnStoreError func(error)
 }
 
 // Store keeps the claims on idempotency keys and their answers for a Connector: in this
@@ -193,7 +196,8 @@ type Connector struct {
 	connector.Forward // ValidateConfig and Metadata are the wrapped connector's
 	window            time.Duration
 	store             Store
-	mem               *memStore // the store when Options.Store is nil
+	mem               *memStore   // the store when Options.Store is nil
+	onStoreError      func(error) // Options.OnStoreError
 }
 
 var _ connector.SmsConnector = (*Connector)(nil)
@@ -210,7 +214,7 @@ func New(next connector.SmsConnector, o Options) (*Connector, error) {
 	case o.MaxBytes < 0:
 		return nil, fmt.Errorf("idempotency: negative MaxBytes %d", o.MaxBytes)
 	}
-	c := &Connector{Forward: connector.Forward{Next: next}, window: o.Window, store: o.Store}
+	c := &Connector{Forward: connector.Forward{Next: next}, window: o.Window, store: o.Store, onStoreError: o.OnStoreError}
 	if c.window == 0 {
 		c.window = DefaultWindow
 	}
@@ -236,7 +240,7 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 	for {
 		t, err := c.store.Claim(ctx, k)
 		if err != nil {
-			return nil, storeError(ctx, err, "looking up the idempotency key")
+			return nil, c.storeError(ctx, err, "looking up the idempotency key")
 		}
 		switch t.State {
 		case Lead:
@@ -246,7 +250,7 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 		}
 		a, err := c.store.Wait(ctx, t)
 		if err != nil {
-			return nil, storeError(ctx, err, "waiting for a concurrent send with the same key")
+			return nil, c.storeError(ctx, err, "waiting for a concurrent send with the same key")
 		}
 		if a != nil {
 			return answer(*a)
@@ -260,7 +264,7 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 }
 
 // storeError is the error of a send whose Claim or Wait failed with err while doing what.
-func storeError(ctx context.Context, err error, doing string) error {
+func (c *Connector) storeError(ctx context.Context, err error, doing string) error {
 	var ce *connector.Error
 	switch {
 	case errors.Is(err, ErrConflict):
@@ -274,6 +278,9 @@ func storeError(ctx context.Context, err error, doing string) error {
 		return err
 	case ctx.Err() != nil:
 		return waitError(ctx.Err())
+	}
+	if c.onStoreError != nil {
+		c.onStoreError(err)
 	}
 	return &connector.Error{
 		Reason:     connector.ReasonStoreUnavailable,
@@ -316,7 +323,8 @@ func outcomeOf(ctx context.Context, err error) Outcome {
 	}
 	switch connector.ReasonOf(err) {
 	case connector.ReasonRateLimited, connector.ReasonProviderRateLimited,
-		connector.ReasonProviderUnavailable, connector.ReasonProviderQueueFull, connector.ReasonOverloaded:
+		connector.ReasonProviderUnavailable, connector.ReasonProviderQueueFull, connector.ReasonOverloaded,
+		connector.ReasonStoreUnavailable:
 		return Shared
 	}
 	return Kept

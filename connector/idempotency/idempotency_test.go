@@ -195,6 +195,7 @@ func TestErrorsStoredOrNot(t *testing.T) {
 		{connector.Errorf(connector.ReasonProviderUnavailable, "refused"), false},
 		{connector.Errorf(connector.ReasonProviderQueueFull, "queue"), false},
 		{connector.Errorf(connector.ReasonOverloaded, "concurrency limit"), false},
+		{connector.Errorf(connector.ReasonStoreUnavailable, "the guard's store is down"), false},
 		{connector.Errorf(connector.ReasonCancelled, "vendor cancelled"), false},
 	}
 	for _, tt := range tests {
