@@ -144,7 +144,7 @@ var vendorReasons = map[string]connector.Reason{
 func (c *Connector) post(ctx context.Context, cfg *Config, to, text string) (*answer, error) {
 	attempt, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	t := &httpvendor.Transport{Base: c.base, Context: attempt, BaseURL: c.apiURL}
+	t := &httpvendor.Transport{Base: c.base, Context: attempt}
 	defer t.Close()
 
 	body, _ := json.Marshal(map[string]string{"to": to, "from": cfg.From, "text": text}) // strings only: cannot fail
