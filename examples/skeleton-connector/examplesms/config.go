@@ -45,6 +45,8 @@ func ParseConfig(raw json.RawMessage) (*Config, []connector.Violation) {
 		}
 		switch from := r.String(fields, "from", "from"); {
 		case from.Wrong:
+		case !from.Set:
+			r.Add("from", "is required: the sender, an E.164 number or a sender id")
 		case !reFrom.MatchString(from.Value):
 			r.Add("from", "must be an E.164 number (+15005550006) or a sender id of 1 to 11 letters, digits or spaces")
 		default:

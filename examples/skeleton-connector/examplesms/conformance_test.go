@@ -40,6 +40,7 @@ func (h *harness) InvalidConfigs(t *testing.T) []connectortest.InvalidConfig {
 	return []connectortest.InvalidConfig{
 		{Name: "missing apiKey", Field: "apiKey", Config: config(t, func(m map[string]any) { delete(m, "apiKey") })},
 		{Name: "apiKey not a string", Field: "apiKey", Config: config(t, func(m map[string]any) { m["apiKey"] = 7 })},
+		{Name: "missing from", Field: "from", Config: config(t, func(m map[string]any) { delete(m, "from") })},
 		{Name: "sender id too long", Field: "from", Config: config(t, func(m map[string]any) { m["from"] = "ExampleSender" })},
 		{Name: "a URL field", Field: "apiURL", Config: config(t, func(m map[string]any) { m["apiURL"] = "https://attacker.example" })},
 	}

@@ -128,8 +128,7 @@ type answer struct {
 	ID     string `json:"id"`
 	Status string `json:"status"`
 	Error  struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Code string `json:"code"`
 	} `json:"error"`
 }
 
@@ -145,7 +144,7 @@ func (c *Connector) post(ctx context.Context, cfg *Config, to, text string) (*an
 	attempt, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	t := &httpvendor.Transport{Base: c.base, Context: attempt}
-	defer t.Close()
+	defer t.Close() // closes the answer's body, drained so that the connection is reused
 
 	body, _ := json.Marshal(map[string]string{"to": to, "from": cfg.From, "text": text}) // strings only: cannot fail
 	req, err := http.NewRequestWithContext(attempt, http.MethodPost, c.apiURL.String()+"/v1/messages", bytes.NewReader(body))
