@@ -8,6 +8,13 @@
 // A vendor package (for example connector/twilio) implements SmsConnector and does only the
 // vendor's I/O; the gRPC adapter in package server turns any SmsConnector into the
 // connector.sms.v1.SmsConnector service. This package imports neither gRPC nor protobuf.
+//
+// What a vendor's connector uses: SmsConnector and the types it takes and returns, Error and
+// the Reasons, ReadConfig and ConfigReader for its configuration, ConfigCache for the prepared
+// form, TemplateSet to render, and DefaultTemplates, TemplatesJSON and TemplatesSchema for its
+// Metadata; docs/writing-a-connector.md is the recipe, connector/httpvendor the HTTP side. The
+// rest serves the SDK's layers (Message.Check, NormalizePhone, Forward for decorators,
+// ViolationsError) or is what TemplateSet is built on (SelectTemplate, CompileTemplate).
 package connector
 
 import (

@@ -12,34 +12,77 @@ import (
 type Reason string
 
 // The reasons. Each names its gRPC code in server's mapping table and its Logto
-// ConnectorErrorCodes twin in the proto.
+// ConnectorErrorCodes twin in the proto. A connector returns the reasons of the vendor's
+// answers (the Provider* and Recipient* ones, INVALID_SENDER, COUNTRY_NOT_PERMITTED) and those of
+// its own checks; the SDK's layers (request validation, the guard, the limits, authentication,
+// the idempotency store) return the rest.
 const (
-	ReasonInvalidRequest          Reason = "INVALID_REQUEST"
-	ReasonInvalidPhoneNumber      Reason = "INVALID_PHONE_NUMBER"
-	ReasonRecipientNotMobile      Reason = "RECIPIENT_NOT_MOBILE"
-	ReasonInvalidConfig           Reason = "INVALID_CONFIG"
-	ReasonConfigMissing           Reason = "CONFIG_MISSING"
-	ReasonTemplateNotFound        Reason = "TEMPLATE_NOT_FOUND"
-	ReasonMessageTooLong          Reason = "MESSAGE_TOO_LONG"
-	ReasonInvalidSender           Reason = "INVALID_SENDER"
-	ReasonProviderAuthFailed      Reason = "PROVIDER_AUTH_FAILED"
+	// ReasonInvalidRequest means the request is malformed (a missing or unreadable field).
+	ReasonInvalidRequest Reason = "INVALID_REQUEST"
+	// ReasonInvalidPhoneNumber means the recipient is not a valid phone number; the vendor's "invalid
+	// To" codes map here.
+	ReasonInvalidPhoneNumber Reason = "INVALID_PHONE_NUMBER"
+	// ReasonRecipientNotMobile means the recipient is a valid number that cannot receive SMS (a
+	// landline).
+	ReasonRecipientNotMobile Reason = "RECIPIENT_NOT_MOBILE"
+	// ReasonInvalidConfig means the configuration has violations (see InvalidConfigError).
+	ReasonInvalidConfig Reason = "INVALID_CONFIG"
+	// ReasonConfigMissing means the request carries no configuration and the server has no default.
+	ReasonConfigMissing Reason = "CONFIG_MISSING"
+	// ReasonTemplateNotFound means no template serves the usage type (TemplateSet.Render).
+	ReasonTemplateNotFound Reason = "TEMPLATE_NOT_FOUND"
+	// ReasonMessageTooLong means the rendered body is over the vendor's length or the operator's
+	// segment limit (TemplateSet.Render), or the vendor said so.
+	ReasonMessageTooLong Reason = "MESSAGE_TOO_LONG"
+	// ReasonInvalidSender means the vendor refuses the configured sender (number, sender id, service).
+	ReasonInvalidSender Reason = "INVALID_SENDER"
+	// ReasonProviderAuthFailed means the vendor rejects the configuration's credentials.
+	ReasonProviderAuthFailed Reason = "PROVIDER_AUTH_FAILED"
+	// ReasonProviderAccountNotFound means the vendor knows no such account.
 	ReasonProviderAccountNotFound Reason = "PROVIDER_ACCOUNT_NOT_FOUND"
-	ReasonRecipientOptedOut       Reason = "RECIPIENT_OPTED_OUT"
-	ReasonCountryNotPermitted     Reason = "COUNTRY_NOT_PERMITTED"
-	ReasonRecipientUnreachable    Reason = "RECIPIENT_UNREACHABLE"
-	ReasonRateLimited             Reason = "RATE_LIMITED"
-	ReasonProviderRateLimited     Reason = "PROVIDER_RATE_LIMITED"
-	ReasonProviderQueueFull       Reason = "PROVIDER_QUEUE_FULL"
-	ReasonProviderRejected        Reason = "PROVIDER_REJECTED"
-	ReasonProviderUnavailable     Reason = "PROVIDER_UNAVAILABLE"
-	ReasonProviderOutcomeUnknown  Reason = "PROVIDER_OUTCOME_UNKNOWN"
-	ReasonProviderTimeout         Reason = "PROVIDER_TIMEOUT"
+	// ReasonRecipientOptedOut means the recipient unsubscribed (replied STOP) from this sender.
+	ReasonRecipientOptedOut Reason = "RECIPIENT_OPTED_OUT"
+	// ReasonCountryNotPermitted means the recipient's country is not allowed, by the guard's policy or
+	// by the vendor account's settings.
+	ReasonCountryNotPermitted Reason = "COUNTRY_NOT_PERMITTED"
+	// ReasonRecipientUnreachable means the vendor cannot reach the recipient from this sender.
+	ReasonRecipientUnreachable Reason = "RECIPIENT_UNREACHABLE"
+	// ReasonRateLimited means the guard refused the send (a per-number, per-IP or budget limit);
+	// nothing was sent; it carries a RetryAfter.
+	ReasonRateLimited Reason = "RATE_LIMITED"
+	// ReasonProviderRateLimited means the vendor throttled the call without processing it (HTTP 429);
+	// safe to retry after RetryAfter.
+	ReasonProviderRateLimited Reason = "PROVIDER_RATE_LIMITED"
+	// ReasonProviderQueueFull means the vendor's queue for this sender is full.
+	ReasonProviderQueueFull Reason = "PROVIDER_QUEUE_FULL"
+	// ReasonProviderRejected means the vendor refused the message for a reason no other reason names
+	// (another 4xx).
+	ReasonProviderRejected Reason = "PROVIDER_REJECTED"
+	// ReasonProviderUnavailable means the vendor could not be reached and nothing was sent; safe to
+	// retry after RetryAfter.
+	ReasonProviderUnavailable Reason = "PROVIDER_UNAVAILABLE"
+	// ReasonProviderOutcomeUnknown means the call failed after the request may have reached the vendor
+	// (a 5xx, a lost connection): the message may exist, so no RetryAfter.
+	ReasonProviderOutcomeUnknown Reason = "PROVIDER_OUTCOME_UNKNOWN"
+	// ReasonProviderTimeout means a deadline passed while waiting for the vendor: the message may
+	// exist, so no RetryAfter.
+	ReasonProviderTimeout Reason = "PROVIDER_TIMEOUT"
+	// ReasonProviderInvalidResponse means the vendor answered with something that is not a message (a
+	// redirect, a body without an id): the message may exist.
 	ReasonProviderInvalidResponse Reason = "PROVIDER_INVALID_RESPONSE"
-	ReasonCancelled               Reason = "CANCELLED"
-	ReasonInternal                Reason = "INTERNAL"
-	ReasonUnauthenticated         Reason = "UNAUTHENTICATED"
-	ReasonOverloaded              Reason = "OVERLOADED"
-	ReasonStoreUnavailable        Reason = "STORE_UNAVAILABLE"
+	// ReasonCancelled means the caller cancelled the request.
+	ReasonCancelled Reason = "CANCELLED"
+	// ReasonInternal means a bug or an unexpected failure; also what an error that is not an *Error
+	// becomes.
+	ReasonInternal Reason = "INTERNAL"
+	// ReasonUnauthenticated means the caller did not authenticate to the connector (SDK only).
+	ReasonUnauthenticated Reason = "UNAUTHENTICATED"
+	// ReasonOverloaded means the connector has too many sends in flight (SDK only); retry after
+	// RetryAfter.
+	ReasonOverloaded Reason = "OVERLOADED"
+	// ReasonStoreUnavailable means the shared store (Redis) of the guard or idempotency could not be
+	// reached (SDK only).
+	ReasonStoreUnavailable Reason = "STORE_UNAVAILABLE"
 )
 
 // Error is the one error type connectors return. Its Message is safe to show an operator and

@@ -13,10 +13,12 @@
 //     can send the user a second code;
 //   - the caller's context ended: CANCELLED, or PROVIDER_TIMEOUT when its deadline passed.
 //
-// A connector makes a Transport per attempt over one shared base transport, gives the SDK
-// Transport.Client, maps the vendor's own error codes itself, and hands every other failure to
-// Vendor.Failure; Retryable then says which failures to try again. The Twilio connector
-// (connector/twilio) is the worked example.
+// A connector makes a Transport per attempt over one shared base transport, sends through
+// Transport.Client (handing it to the vendor's SDK, or doing its own requests), maps the
+// vendor's own error codes itself, and hands every other failure to Vendor.Failure; Retryable
+// then says which failures to try again. The Twilio connector (connector/twilio) is the worked
+// example with a vendor SDK, examples/skeleton-connector one without; the recipe is
+// docs/writing-a-connector.md.
 package httpvendor
 
 import (
