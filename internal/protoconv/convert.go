@@ -129,13 +129,13 @@ func MessageFromRequest(req *smsv1.SendMessageRequest) (*connector.Message, erro
 		ClientIP:       req.GetClientIp(),
 	}
 	if p := req.GetPayload(); p != nil {
-		msg.Payload = connector.Payload{Code: p.GetCode(), Locale: p.GetLocale()}
+		msg.Payload = connector.Payload{Code: p.GetCode(), Locale: p.GetLocale(), Link: p.GetLink(), Locales: p.GetUiLocales()}
 		if v := p.GetVariables(); v != nil {
 			msg.Payload.Variables = v.AsMap()
 		}
 	}
 
-	// Message.Check owns the rules for to, usage_type and payload.code (and normalises to).
+	// Message.Check owns the rules for to, usage_type and the payload (and normalises to).
 	var vs []connector.Violation
 	reason := connector.ReasonInvalidRequest
 	if err := msg.Check(); err != nil {
@@ -146,7 +146,7 @@ func MessageFromRequest(req *smsv1.SendMessageRequest) (*connector.Message, erro
 		reason = ce.Reason
 		for _, v := range ce.Violations {
 			if v.Field == "payload.code" && req.GetPayload() == nil {
-				v = connector.Violation{Field: "payload", Description: "is required: payload.code must be set"}
+				v = connector.Violation{Field: "payload", Description: "is required: payload.code or payload.link must be set"}
 			}
 			vs = append(vs, v)
 		}
@@ -182,7 +182,7 @@ func RequestFromMessage(msg *connector.Message) (*smsv1.SendMessageRequest, erro
 	}
 	req := &smsv1.SendMessageRequest{
 		To:             msg.To,
-		Payload:        &smsv1.Payload{Code: msg.Payload.Code, Locale: msg.Payload.Locale},
+		Payload:        &smsv1.Payload{Code: msg.Payload.Code, Locale: msg.Payload.Locale, Link: msg.Payload.Link, UiLocales: msg.Payload.Locales},
 		IdempotencyKey: msg.IdempotencyKey,
 		ClientIp:       msg.ClientIP,
 	}
