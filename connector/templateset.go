@@ -63,7 +63,7 @@ func (s *TemplateSet) Render(usage UsageType, p Payload) (Rendered, error) {
 	if err != nil {
 		return Rendered{}, err
 	}
-	if err := s.carries(i, p); err != nil {
+	if err := s.carries(i, p); err != nil { // see CheckCarries
 		return Rendered{}, err
 	}
 	body := s.compiled[i].Render(p)
@@ -81,16 +81,28 @@ func (s *TemplateSet) Render(usage UsageType, p Payload) (Rendered, error) {
 	return Rendered{Body: body, Segments: segments, Encoding: enc}, nil
 }
 
-// carries returns the INVALID_REQUEST error of a send whose chosen template, templates[i],
-// would carry neither p's code nor its link, or nil. A template with neither placeholder
-// (not one ConfigReader.TemplateList accepts) is rendered as it is.
+// carries is CheckCarries for templates[i], compiled once.
 func (s *TemplateSet) carries(i int, p Payload) error {
-	c := s.compiled[i]
+	return checkCarries(&s.templates[i], s.compiled[i], p)
+}
+
+// CheckCarries returns the INVALID_REQUEST error of a send whose selected template t would
+// carry neither p's code nor its link: t has {{code}} and no {{link}} and p has no code, or
+// the reverse. The error names the missing field (payload.code or payload.link). It returns
+// nil when t carries what p has, including a template with both placeholders and only one of
+// the values (the other renders empty), and for a template with neither placeholder (not one
+// ConfigReader.TemplateList accepts), which is rendered as it is. TemplateSet.Render applies
+// it; a connector that renders with Render applies it to the template SelectTemplate chose.
+func CheckCarries(t *Template, p Payload) error {
+	return checkCarries(t, CompileTemplate(t.Content), p)
+}
+
+// checkCarries is CheckCarries with t's content compiled as c.
+func checkCarries(t *Template, c *CompiledTemplate, p Payload) error {
 	hasCode, hasLink := c.HasPlaceholder("code"), c.HasPlaceholder("link")
 	if hasCode && p.Code != "" || hasLink && p.Link != "" || !hasCode && !hasLink {
 		return nil
 	}
-	t := &s.templates[i]
 	which := fmt.Sprintf("the %s template", t.UsageType)
 	if t.Locale != "" {
 		which = fmt.Sprintf("the %s template for locale %s", t.UsageType, t.Locale)
