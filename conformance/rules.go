@@ -332,12 +332,12 @@ func (c *checker) validateMissingCode(ctx context.Context) Result {
 	}
 	cfg, ok := withoutCode(c.md.GetConfigTemplate())
 	if !ok {
-		return skipf("GetMetadataResponse.config_template has no \"templates\" array of objects with a \"content\" string to derive a template without {{code}} from")
+		return skipf("GetMetadataResponse.config_template has no \"templates\" array of objects with a \"content\" string to derive a template with neither {{code}} nor {{link}} from")
 	}
 	what := fmt.Sprintf("config_template with every template's content rewritten to %q", noCodeContent)
 	vs, p := c.validateAnswer(ctx, what, cfg)
 	p = append(problems(contract.MissingCode(what, vs, "templates")), p...)
-	return p.result("templates without {{code}} are flagged: %s", contract.ShowViolations(vs))
+	return p.result("templates with neither {{code}} nor {{link}} are flagged: %s", contract.ShowViolations(vs))
 }
 
 func (c *checker) validateLinkTemplate(ctx context.Context) Result {
