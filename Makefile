@@ -5,8 +5,10 @@ GO      ?= go
 TOOL    := $(GO) tool -modfile=tools/go.mod
 BIN     := bin/sms-connector
 LISTEN  ?= 127.0.0.1:50051
+# The contract as last released: buf breaking holds proto/ to it (see proto/released/README.md).
+RELEASED_CONTRACT := proto/released/connector-v1.json
 
-.PHONY: all help build run test quick redis-server lint generate check-generated tools clean node-deps test-node fuzz
+.PHONY: all help build run test quick redis-server lint generate check-generated contract-release tools clean node-deps test-node fuzz
 
 ## all: lint, then test (the default target)
 all: lint test
@@ -52,9 +54,10 @@ $(NODE_DEPS): clients/node/package.json clients/node/package-lock.json
 test-node: build $(NODE_DEPS)
 	cd clients/node && SMS_CONNECTOR_BIN=$(CURDIR)/$(BIN) node --test --test-reporter=tap test/*.test.js
 
-## lint: buf lint, gofmt, go vet, staticcheck
+## lint: buf lint, buf breaking against the released contract, gofmt, go vet, staticcheck
 lint:
 	$(TOOL) buf lint
+	$(TOOL) buf breaking --against $(RELEASED_CONTRACT)
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(TOOL) staticcheck ./...
@@ -67,6 +70,10 @@ generate:
 ## check-generated: fail when gen/ is not what buf generates from proto/
 check-generated: generate
 	@if [ -n "$$(git status --porcelain -- gen)" ]; then echo "gen/ is stale: run 'make generate' and commit"; git status --porcelain -- gen; git diff --stat -- gen; exit 1; fi
+
+## contract-release: record proto/ as the released contract (proto/released/README.md says when)
+contract-release:
+	$(TOOL) buf build --exclude-source-info -o $(RELEASED_CONTRACT)
 
 ## tools: build every pinned tool once (buf takes minutes the first time, then it is cached)
 tools:

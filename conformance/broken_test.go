@@ -47,6 +47,8 @@ const (
 	flawNotServing          flaw = "notServing"          // health NOT_SERVING
 	flawEmptyReceipt        flaw = "emptyReceipt"        // SendMessageResponse without id, segments, encoding, to
 	flawNoDefaultConfig     flaw = "noDefaultConfig"     // the server has no default configuration
+	flawCodeOnlyTemplates   flaw = "codeOnlyTemplates"   // a template with {{link}} and no {{code}} is invalid
+	flawAcceptsAnyLink      flaw = "acceptsAnyLink"      // payload.link is not checked
 )
 
 // brokenServer is a small SmsConnector of an invented vendor whose configuration is
@@ -60,6 +62,7 @@ type brokenServer struct {
 var (
 	reAccount = regexp.MustCompile(`^acct-[0-9]+$`)
 	reE164    = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+	reLocale  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,35}$`)
 )
 
 // fail makes the contract's error: code, ErrorInfo{reason, domain}, and a BadRequest naming
@@ -156,7 +159,8 @@ func (s *brokenServer) violations(cfg *structpb.Struct) []*smsv1.ConfigViolation
 		bad("templates", "must list at least one template")
 	}
 	for i, t := range ts {
-		if !strings.Contains(t.GetStructValue().GetFields()["content"].GetStringValue(), "{{code}}") {
+		content := t.GetStructValue().GetFields()["content"].GetStringValue()
+		if !strings.Contains(content, "{{code}}") && (s.flaw == flawCodeOnlyTemplates || !strings.Contains(content, "{{link}}")) {
 			bad(fmt.Sprintf("templates[%d].content", i), "does not contain {{code}}")
 		}
 	}
@@ -186,8 +190,16 @@ func (s *brokenServer) SendMessage(_ context.Context, req *smsv1.SendMessageRequ
 		return nil, s.fail(codes.InvalidArgument, "INVALID_REQUEST", "usage_type is required", "usage_type")
 	case req.GetPayload() == nil:
 		return nil, s.fail(codes.InvalidArgument, "INVALID_REQUEST", "payload is required", "payload")
-	case req.GetPayload().GetCode() == "":
+	case req.GetPayload().GetCode() == "" && req.GetPayload().GetLink() == "":
 		return nil, s.fail(codes.InvalidArgument, "INVALID_REQUEST", "payload.code is required", "payload.code")
+	case req.GetPayload().GetLink() != "" && !strings.HasPrefix(req.GetPayload().GetLink(), "https://") && s.flaw != flawAcceptsAnyLink:
+		return nil, s.fail(codes.InvalidArgument, "INVALID_REQUEST", "payload.link must be an https URL", "payload.link")
+	}
+	for i, l := range req.GetPayload().GetUiLocales() {
+		if !reLocale.MatchString(l) {
+			field := fmt.Sprintf("payload.ui_locales[%d]", i)
+			return nil, s.fail(codes.InvalidArgument, "INVALID_REQUEST", field+" is not a language tag", field)
+		}
 	}
 	if len(req.GetConfig().GetFields()) > 0 {
 		if vs := s.violations(req.GetConfig()); len(vs) > 0 {
@@ -269,7 +281,7 @@ func TestCheckCatchesBrokenServers(t *testing.T) {
 		{flaw: flawUnknownErrors, failing: []failure{
 			{"SendMessage/EmptyTo", `conformance: SendMessage with an empty 'to' must fail with INVALID_ARGUMENT and reason INVALID_PHONE_NUMBER or INVALID_REQUEST, got UNKNOWN without a google.rpc.ErrorInfo: "boom"`},
 			{"ValidateConfig/MissingConfig", `conformance: ValidateConfig without a config must fail with INVALID_ARGUMENT and reason INVALID_REQUEST, got UNKNOWN without a google.rpc.ErrorInfo: "boom"`},
-			{"Errors/ErrorInfo", `conformance: every error of an SmsConnector RPC must carry a google.rpc.ErrorInfo with the domain "sms-connector.dev" and a reason named in ErrorReason, and must not have the code UNKNOWN: ValidateConfig without a config, SendMessage with an empty 'to', SendMessage with the malformed 'to' "not-a-phone-number" and 4 more calls returned UNKNOWN without a google.rpc.ErrorInfo: "boom", which has the code UNKNOWN and no google.rpc.ErrorInfo`},
+			{"Errors/ErrorInfo", `conformance: every error of an SmsConnector RPC must carry a google.rpc.ErrorInfo with the domain "sms-connector.dev" and a reason named in ErrorReason, and must not have the code UNKNOWN: ValidateConfig without a config, SendMessage with an empty 'to', SendMessage with the malformed 'to' "not-a-phone-number" and 6 more calls returned UNKNOWN without a google.rpc.ErrorInfo: "boom", which has the code UNKNOWN and no google.rpc.ErrorInfo`},
 		}},
 		{flaw: flawMetadataNoEnglish, failing: []failure{
 			{"Metadata/Name", `conformance: Metadata.Name (name) must have a non-empty "en" entry (the language platforms fall back to), got the languages ["fr"]`},
@@ -313,7 +325,7 @@ func TestCheckCatchesBrokenServers(t *testing.T) {
 		{flaw: flawValidatesEverything,
 			failing: []failure{
 				{"ValidateConfig/EmptyObject", `conformance: ValidateConfig must report the empty configuration {} as invalid, with a violation for each problem, it reports no violation`},
-				{"ValidateConfig/MissingCode", `conformance: ValidateConfig must flag a template without {{code}}, it reports no violation for config_template with every template's content rewritten to "Your verification code is on its way."`},
+				{"ValidateConfig/MissingCode", `conformance: ValidateConfig must flag a template with neither {{code}} nor {{link}}, it reports no violation for config_template with every template's content rewritten to "Your verification code is on its way."`},
 			},
 			skipped: []string{"SendMessage/InvalidConfig"}},
 		{flaw: flawNotServing, failing: []failure{
@@ -325,6 +337,12 @@ func TestCheckCatchesBrokenServers(t *testing.T) {
 			{"Send/DefaultConfig", `Receipt.Encoding (encoding) must be GSM-7 (ENCODING_GSM7) or UCS-2 (ENCODING_UCS2), got ""`},
 			{"Send/DefaultConfig", `Receipt.To (to) must echo the recipient in E.164, "+15005550006", got ""`},
 			{"Send/DefaultConfig", `SendMessageResponse.connector_id must be GetMetadata's id "broken-sms", got ""`},
+		}},
+		{flaw: flawCodeOnlyTemplates, failing: []failure{
+			{"ValidateConfig/LinkTemplate", `conformance: ValidateConfig must accept config_template with every template's content rewritten to "Join the organization: {{link}}" (a link and no code) with no violations, it reports ["templates[0].content": does not contain {{code}}]`},
+		}},
+		{flaw: flawAcceptsAnyLink, failing: []failure{
+			{"SendMessage/NotHTTPSLink", `conformance: SendMessage with the payload.link "http://example.com/invite" (not https) must fail with INVALID_ARGUMENT and reason INVALID_REQUEST, got success`},
 		}},
 		{flaw: flawNoDefaultConfig, failing: []failure{
 			{"Send/DefaultConfig", `must succeed, got FAILED_PRECONDITION with reason CONFIG_MISSING: "no config and no default config" (the server has no default configuration: start it with one, or leave out the phone number to skip the Send rules)`},

@@ -32,16 +32,22 @@
 //   - ValidateConfig/ConfigTemplate: the metadata's config_template is valid with no violations.
 //   - ValidateConfig/EmptyObject: {} is invalid, with at least one violation naming a field.
 //   - ValidateConfig/MissingCode: the config_template with every template's content rewritten
-//     to lack {{code}} is invalid, with a violation under "templates" (skipped when the
-//     config_template has no "templates" array).
+//     to have neither {{code}} nor {{link}} is invalid, with a violation under "templates"
+//     (skipped when the config_template has no "templates" array).
+//   - ValidateConfig/LinkTemplate: the config_template with every template's content rewritten
+//     to "Join the organization: {{link}}" (a link, no code) is valid (skipped likewise).
 //   - ValidateConfig/MissingConfig: a request without config fails with INVALID_ARGUMENT,
 //     reason INVALID_REQUEST and a BadRequest naming "config".
 //   - SendMessage/EmptyTo, SendMessage/MalformedTo: INVALID_ARGUMENT with reason
 //     INVALID_PHONE_NUMBER or INVALID_REQUEST and a BadRequest naming "to".
 //   - SendMessage/UnspecifiedUsageType, SendMessage/MissingPayload, SendMessage/EmptyCode:
 //     INVALID_ARGUMENT with reason INVALID_REQUEST and a BadRequest naming usage_type, payload
-//     (or payload.code) and payload.code. Fields are proto field names; the JSON name
-//     (usageType) is accepted too.
+//     (or payload.code) and payload.code (neither code nor link). Fields are proto field names;
+//     the JSON name (usageType) is accepted too.
+//   - SendMessage/NotHTTPSLink, SendMessage/BadUILocale: a payload.link over http, and a
+//     payload.ui_locales entry that is not a language tag, are INVALID_ARGUMENT with reason
+//     INVALID_REQUEST and a BadRequest naming payload.link, and payload.ui_locales[1] (or
+//     payload.ui_locales).
 //   - SendMessage/InvalidConfig: a non-empty configuration ValidateConfig rejects, sent in the
 //     request, fails with INVALID_ARGUMENT, reason INVALID_CONFIG, a message and a BadRequest
 //     whose fields are paths under "config".

@@ -31,8 +31,12 @@ const recipient = "+14155550123"
 const code = "123456"
 
 // noCodeContent replaces every template's content to make a configuration whose templates
-// lack {{code}}.
+// have neither {{code}} nor {{link}}.
 const noCodeContent = "Your verification code is on its way."
+
+// linkContent replaces every template's content to make a configuration whose templates carry
+// a link and no code, as an organization invitation's does.
+const linkContent = "Join the organization: {{link}}"
 
 // reE164 is an E.164 phone number: "+" then 7 to 15 digits, the first not 0.
 var reE164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
@@ -55,6 +59,7 @@ var rules = slices.Concat([]rule{
 	{contract.RuleConfigTemplate, (*checker).validateTemplate},
 	{contract.RuleEmptyObject, (*checker).validateEmptyObject},
 	{contract.RuleMissingCode, (*checker).validateMissingCode},
+	{"ValidateConfig/LinkTemplate", (*checker).validateLinkTemplate},
 	{"ValidateConfig/MissingConfig", (*checker).validateMissingConfig},
 	{"SendMessage/EmptyTo", requestRule(
 		expectation{what: "SendMessage with an empty 'to'", code: codes.InvalidArgument,
@@ -73,9 +78,17 @@ var rules = slices.Concat([]rule{
 			reasons: []string{reasonInvalidRequest}, fields: []string{"payload", "payload.code"}},
 		func(r *smsv1.SendMessageRequest) { r.Payload = nil })},
 	{"SendMessage/EmptyCode", requestRule(
-		expectation{what: "SendMessage with an empty payload.code", code: codes.InvalidArgument,
+		expectation{what: "SendMessage with neither payload.code nor payload.link", code: codes.InvalidArgument,
 			reasons: []string{reasonInvalidRequest}, fields: []string{"payload.code"}},
 		func(r *smsv1.SendMessageRequest) { r.Payload.Code = "" })},
+	{"SendMessage/NotHTTPSLink", requestRule(
+		expectation{what: "SendMessage with the payload.link \"http://example.com/invite\" (not https)", code: codes.InvalidArgument,
+			reasons: []string{reasonInvalidRequest}, fields: []string{"payload.link"}},
+		func(r *smsv1.SendMessageRequest) { r.Payload.Link = "http://example.com/invite" })},
+	{"SendMessage/BadUILocale", requestRule(
+		expectation{what: "SendMessage with the payload.ui_locales [\"fr\", \"{{authToken}}\"]", code: codes.InvalidArgument,
+			reasons: []string{reasonInvalidRequest}, fields: []string{"payload.ui_locales[1]", "payload.ui_locales", "payload.uiLocales[1]", "payload.uiLocales"}},
+		func(r *smsv1.SendMessageRequest) { r.Payload.UiLocales = []string{"fr", "{{authToken}}"} })},
 	{"SendMessage/InvalidConfig", (*checker).sendInvalidConfig},
 	{"Send/DefaultConfig", (*checker).sendDefaultConfig},
 	{"Send/ExpiredDeadline", (*checker).sendExpiredDeadline},
@@ -292,6 +305,12 @@ func (c *checker) validateEmptyObject(ctx context.Context) Result {
 // withoutCode returns a copy of tpl whose every template content lacks {{code}}, and whether
 // tpl has a "templates" array with at least one template content to rewrite.
 func withoutCode(tpl *structpb.Struct) (*structpb.Struct, bool) {
+	return withContent(tpl, noCodeContent)
+}
+
+// withContent returns a copy of the configuration template tpl with every template's content
+// replaced by content, and whether there was any.
+func withContent(tpl *structpb.Struct, content string) (*structpb.Struct, bool) {
 	if tpl == nil {
 		return nil, false
 	}
@@ -300,7 +319,7 @@ func withoutCode(tpl *structpb.Struct) (*structpb.Struct, bool) {
 	for _, v := range cfg.GetFields()["templates"].GetListValue().GetValues() {
 		t := v.GetStructValue()
 		if _, ok := t.GetFields()["content"].GetKind().(*structpb.Value_StringValue); ok {
-			t.Fields["content"] = structpb.NewStringValue(noCodeContent)
+			t.Fields["content"] = structpb.NewStringValue(content)
 			n++
 		}
 	}
@@ -313,12 +332,28 @@ func (c *checker) validateMissingCode(ctx context.Context) Result {
 	}
 	cfg, ok := withoutCode(c.md.GetConfigTemplate())
 	if !ok {
-		return skipf("GetMetadataResponse.config_template has no \"templates\" array of objects with a \"content\" string to derive a template without {{code}} from")
+		return skipf("GetMetadataResponse.config_template has no \"templates\" array of objects with a \"content\" string to derive a template with neither {{code}} nor {{link}} from")
 	}
 	what := fmt.Sprintf("config_template with every template's content rewritten to %q", noCodeContent)
 	vs, p := c.validateAnswer(ctx, what, cfg)
 	p = append(problems(contract.MissingCode(what, vs, "templates")), p...)
-	return p.result("templates without {{code}} are flagged: %s", contract.ShowViolations(vs))
+	return p.result("templates with neither {{code}} nor {{link}} are flagged: %s", contract.ShowViolations(vs))
+}
+
+func (c *checker) validateLinkTemplate(ctx context.Context) Result {
+	if c.md == nil {
+		return skipNoMetadata()
+	}
+	cfg, ok := withContent(c.md.GetConfigTemplate(), linkContent)
+	if !ok {
+		return skipf("GetMetadataResponse.config_template has no \"templates\" array of objects with a \"content\" string to derive a template with {{link}} from")
+	}
+	what := fmt.Sprintf("config_template with every template's content rewritten to %q (a link and no code)", linkContent)
+	vs, p := c.validateAnswer(ctx, what, cfg)
+	if len(p) == 0 {
+		p = append(p, contract.Accepted(what, vs)...)
+	}
+	return p.result("templates with {{link}} and no {{code}} are accepted")
 }
 
 func (c *checker) validateMissingConfig(ctx context.Context) Result {

@@ -10,10 +10,10 @@ import (
 	"unicode/utf8"
 )
 
-// PatternCodeInBody matches a {{code}} placeholder, so that a template carries the code. It is
-// shared by every connector's JSON Schema of its templates, and valid in Go's RE2 and in
-// ECMA-262 (the dialect JSON Schema uses).
-const PatternCodeInBody = `\{\{\s*code\s*\}\}`
+// PatternCodeOrLinkInBody matches a {{code}} or a {{link}} placeholder, so that a template
+// carries the code or the link. It is shared by every connector's JSON Schema of its templates,
+// and valid in Go's RE2 and in ECMA-262 (the dialect JSON Schema uses).
+const PatternCodeOrLinkInBody = `\{\{\s*(code|link)\s*\}\}`
 
 // templateFields lists the fields of one template, in the order they are checked.
 var templateFields = []string{"usageType", "content", "locale"}
@@ -172,7 +172,8 @@ type TemplateRules struct {
 //   - the list is required and holds at least one template (a Generic one serves every usage
 //     type without its own; one with neither fails at send time with TEMPLATE_NOT_FOUND);
 //   - usageType is a known UsageType;
-//   - content is not blank, at most rules.MaxLength UTF-16 code units, and carries {{code}};
+//   - content is not blank, at most rules.MaxLength UTF-16 code units, and carries {{code}} or
+//     {{link}} (or both: see TemplateSet.Render for a send that lacks one);
 //   - locale, when given and not empty, is a BCP 47 tag (ValidLocale, at most MaxLocaleLength);
 //   - no two templates share a usage type and a locale (compared case-insensitively), since
 //     only one of them would ever be used;
@@ -225,11 +226,11 @@ func (r *ConfigReader) TemplateList(fields map[string]json.RawMessage, name stri
 		switch {
 		case content.Wrong:
 		case strings.TrimSpace(content.Value) == "":
-			r.Add(path+".content", "is required: the message text, with {{code}} where the code goes")
+			r.Add(path+".content", "is required: the message text, with {{code}} where the code goes or {{link}} where the link goes")
 		case UTF16Len(content.Value) > rules.MaxLength:
 			r.Add(path+".content", rules.TooLong, UTF16Len(content.Value), rules.MaxLength)
-		case !HasCodePlaceholder(content.Value):
-			r.Add(path+".content", "does not contain {{code}}: the message would not carry the verification code")
+		case !HasCodeOrLinkPlaceholder(content.Value):
+			r.Add(path+".content", "contains neither {{code}} nor {{link}}: the message would carry neither the verification code nor the link")
 		default:
 			t.Content = content.Value
 		}

@@ -37,6 +37,35 @@ func TestTemplateListPaths(t *testing.T) {
 	}
 }
 
+// TestTemplateListCodeOrLink checks that every template carries {{code}}, {{link}} or both.
+func TestTemplateListCodeOrLink(t *testing.T) {
+	tests := []struct {
+		content string
+		ok      bool
+	}{
+		{"Your code is {{code}}", true},
+		{"Join the organization: {{ link }}", true},
+		{"{{link}} or enter {{code}}", true},
+		{"Your code is ready", false},
+		{"Join {{links}} {{invitation.link}} {link}", false},
+	}
+	for _, tt := range tests {
+		raw, _ := json.Marshal(map[string]any{"templates": []any{map[string]any{"usageType": "Generic", "content": tt.content}}})
+		_, vs := ReadConfig(raw, func(r *ConfigReader, raw json.RawMessage) *[]Template {
+			fields, _ := r.Object(raw, "", "a JSON object")
+			ts := r.TemplateList(fields, "templates", TemplateRules{MaxLength: 1600, TooLong: "is %d long, over %d"})
+			return &ts
+		})
+		switch {
+		case tt.ok && len(vs) > 0:
+			t.Errorf("%q: violations %v, want none", tt.content, vs)
+		case !tt.ok && (len(vs) != 1 || vs[0].Field != "templates[0].content" ||
+			!strings.HasPrefix(vs[0].Description, "contains neither {{code}} nor {{link}}")):
+			t.Errorf("%q: violations %v, want templates[0].content containing neither {{code}} nor {{link}}", tt.content, vs)
+		}
+	}
+}
+
 // TestLoadForSend checks the errors a Send gets for a missing or invalid configuration.
 func TestLoadForSend(t *testing.T) {
 	c := NewConfigCache[int](0, 0)

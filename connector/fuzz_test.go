@@ -118,13 +118,14 @@ func FuzzRender(f *testing.F) {
 		{"{{code}}", "{{locale}}", "{{code}}", "code", "shadow", 0},
 		{"{{\tcode\n}}{{\vcode}}", "1", "", "n", "x", 1e21},
 		{"\xff{{code}}\xfe", "\xff", "", "n", "", math.Copysign(0, -1)},
+		{"{{link}} {{ link }} {{link.x}}", "1", "", "link", "shadow", 0},
 	} {
 		f.Add(s.content, s.code, s.locale, s.path, s.value, s.num)
 	}
 	f.Fuzz(func(t *testing.T, content, code, locale, path, value string, num float64) {
 		vars := map[string]any{"n": num}
 		setPath(vars, strings.Split(path, "."), value)
-		p := Payload{Code: code, Locale: locale, Variables: vars}
+		p := Payload{Code: code, Locale: locale, Link: "https://example.com/?" + value, Variables: vars}
 		got := Render(content, p)
 		if want := renderOracle(content, p); got != want {
 			t.Fatalf("Render(%q, %+v)\n got %q\nwant %q", content, p, got, want)
@@ -198,10 +199,12 @@ func renderOracle(content string, p Payload) string {
 	return b.String()
 }
 
-// oracleValue is the text of placeholder name: the code, the locale, or a scalar found by its
-// dotted path in the variables; empty otherwise.
+// oracleValue is the text of placeholder name: the code, the link, the locale, or a scalar
+// found by its dotted path in the variables; empty otherwise.
 func oracleValue(name string, p Payload) string {
 	switch name {
+	case "link":
+		return p.Link
 	case "code":
 		return p.Code
 	case "locale":
@@ -240,23 +243,27 @@ func oracleValue(name string, p Payload) string {
 //
 // spec lists templates one per line as "usageType|locale".
 func FuzzSelectTemplate(f *testing.F) {
-	for _, s := range []struct{ spec, usage, locale string }{
-		{"Generic|\nSignIn|\nSignIn|fr", "SignIn", "fr-CA"},
-		{"Generic|\nGeneric|fr\nGeneric|fr-CA", "Register", "FR-ca"},
-		{"SignIn|de\nSignIn|en", "SignIn", ""},
-		{"SignIn|de\nSignIn|en", "SignIn", "es"},
-		{"SignIn|de\nSignIn|fr\nGeneric|\nGeneric|es", "SignIn", "es"},
-		{"SignIn|de\nSignIn|fr\nGeneric|\nGeneric|es", "SignIn", "ja"},
-		{"SignIn|zh\nSignIn|zh-Hant\nSignIn|", "SignIn", "zh-TW"},
-		{"Generic|nb\nSignIn|", "SignIn", "nn"},
-		{"Register|", "SignIn", "en"},
-		{"", "Generic", ""},
-		{"Generic|pt_BR\nGeneric|pt", "Generic", "pt-PT"},
-		{"|\n|x", "", ""},
+	for _, s := range []struct{ spec, usage, locale, more string }{
+		{"Generic|\nSignIn|\nSignIn|fr", "SignIn", "fr-CA", ""},
+		{"Generic|\nGeneric|fr\nGeneric|fr-CA", "Register", "FR-ca", ""},
+		{"SignIn|de\nSignIn|en", "SignIn", "", ""},
+		{"SignIn|de\nSignIn|en", "SignIn", "es", ""},
+		{"SignIn|de\nSignIn|fr\nGeneric|\nGeneric|es", "SignIn", "es", ""},
+		{"SignIn|de\nSignIn|fr\nGeneric|\nGeneric|es", "SignIn", "ja", ""},
+		{"SignIn|zh\nSignIn|zh-Hant\nSignIn|", "SignIn", "zh-TW", ""},
+		{"Generic|nb\nSignIn|", "SignIn", "nn", ""},
+		{"Register|", "SignIn", "en", ""},
+		{"", "Generic", "", ""},
+		{"Generic|pt_BR\nGeneric|pt", "Generic", "pt-PT", ""},
+		{"|\n|x", "", "", ""},
+		{"SignIn|de\nSignIn|fr\nGeneric|\nGeneric|es", "SignIn", "ja", "ko es-MX fr"},
+		{"SignIn|\nGeneric|de\nSignIn|fr", "SignIn", "", "de-AT fr"},
+		{"Generic|\nSignIn|pt-BR", "Register", "en", " pt_PT"},
 	} {
-		f.Add(s.spec, s.usage, s.locale)
+		f.Add(s.spec, s.usage, s.locale, s.more)
 	}
-	f.Fuzz(func(t *testing.T, spec, usage, locale string) {
+	// more is the preference list (Payload.Locales), its entries separated by spaces.
+	f.Fuzz(func(t *testing.T, spec, usage, locale, more string) {
 		var ts []Template
 		if spec != "" {
 			for line := range strings.SplitSeq(spec, "\n") {
@@ -264,7 +271,11 @@ func FuzzSelectTemplate(f *testing.F) {
 				ts = append(ts, Template{UsageType: UsageType(u), Locale: l, Content: "{{code}}"})
 			}
 		}
-		got, err := SelectTemplate(ts, UsageType(usage), locale)
+		var locales []string
+		if more != "" {
+			locales = strings.Split(more, " ")
+		}
+		got, err := SelectTemplate(ts, UsageType(usage), locale, locales...)
 		idx := -1
 		if err == nil {
 			for i := range ts {
@@ -278,7 +289,7 @@ func FuzzSelectTemplate(f *testing.F) {
 		} else if ReasonOf(err) != ReasonTemplateNotFound || got != nil {
 			t.Fatalf("SelectTemplate: %v, %v; the only failure is TEMPLATE_NOT_FOUND", got, err)
 		}
-		for _, s := range templateSteps(ts, UsageType(usage), locale) {
+		for _, s := range templateSteps(ts, UsageType(usage), append([]string{locale}, locales...)) {
 			switch {
 			case len(s.candidates) == 0:
 				continue
@@ -295,7 +306,7 @@ func FuzzSelectTemplate(f *testing.F) {
 			for i, c := range s.candidates {
 				tags[i], _ = language.All.Parse(ts[c].Locale)
 			}
-			asked, _ := language.All.Parse(strings.ReplaceAll(locale, "_", "-"))
+			asked, _ := language.All.Parse(s.asked)
 			if _, best, c := language.NewMatcher(tags).Match(asked); c != language.No {
 				t.Fatalf("chose templates[%d] (%v), but step %q had templates[%d] (%v, confidence %v)", idx, got, s.name, s.candidates[best], ts[s.candidates[best]], c)
 			}
@@ -311,20 +322,25 @@ func FuzzSelectTemplate(f *testing.F) {
 type templateStep struct {
 	name       string
 	candidates []int
-	byLanguage bool // any candidate may be chosen, or none when the Matcher rates all No
+	byLanguage bool   // any candidate may be chosen, or none when the Matcher rates all No
+	asked      string // the asked tag of a language step, "_" read as "-"
 }
 
-// templateSteps lists SelectTemplate's steps for a send of usage type u in locale.
-func templateSteps(ts []Template, u UsageType, locale string) []templateStep {
+// templateSteps lists SelectTemplate's steps for a send of usage type u in the asked locales,
+// in preference order (empty ones are skipped).
+func templateSteps(ts []Template, u UsageType, locales []string) []templateStep {
 	var steps []templateStep
 	usages := []UsageType{u, UsageGeneric}
-	if locale != "" {
+	for _, locale := range locales {
+		if locale == "" {
+			continue
+		}
 		want := strings.ReplaceAll(locale, "_", "-")
 		asked, _ := language.All.Parse(want)
 		askedBase, _ := asked.Base()
 		for _, u := range usages {
-			exact := templateStep{name: string(u) + " in the locale"}
-			lang := templateStep{name: string(u) + " in its language", byLanguage: true}
+			exact := templateStep{name: string(u) + " in the locale " + want}
+			lang := templateStep{name: string(u) + " in the language of " + want, byLanguage: true, asked: want}
 			for i, t := range ts {
 				if t.UsageType != u || t.Locale == "" {
 					continue

@@ -3,7 +3,9 @@ package connector
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -17,6 +19,12 @@ const (
 	// MaxLocaleLength bounds a locale tag, in characters (BCP 47 tags in practice stay far
 	// below it).
 	MaxLocaleLength = 35
+	// MaxLocales bounds Payload.Locales, the preference list of further locale tags, each held
+	// to the same rules as Payload.Locale.
+	MaxLocales = 16
+	// MaxLinkLength bounds Payload.Link, in bytes: more than any invitation or magic link
+	// needs, and the length browsers and servers commonly accept in a URL.
+	MaxLinkLength = 2048
 	// MaxVariablesSize bounds the payload variables, in bytes of their JSON encoding.
 	MaxVariablesSize = 8 << 10
 	// MaxVariableStringSize bounds each string of the payload variables, key or value, in bytes.
@@ -31,10 +39,13 @@ const maxVariableViolations = 5
 
 // Check validates a message before any vendor sees it and normalises its recipient to E.164.
 // It reports every problem at once as an INVALID_REQUEST (or INVALID_PHONE_NUMBER when the
-// recipient is the only problem) *Error whose Violations name the fields: a missing or
-// malformed recipient, a missing or unknown usage type, a missing, over-long, not UTF-8 or
-// not printable code (control and formatting characters, line breaks), a locale that is too
-// long or has characters other than letters, digits, "-" and "_", and variables beyond
+// recipient is the only problem) *Error whose Violations name the fields (proto field names,
+// "payload.link", "payload.ui_locales[2]"): a missing or malformed recipient, a missing or
+// unknown usage type, neither a code nor a link (reported at payload.code), an over-long, not
+// UTF-8 or not printable code (control and formatting characters, line breaks), a link that is
+// not an absolute https URL of at most MaxLinkLength bytes (see checkLink), a locale, or an
+// entry of Locales, that is empty (entries only), too long or has characters other than
+// letters, digits, "-" and "_", more than MaxLocales Locales, and variables beyond
 // MaxVariablesSize, MaxVariableStringSize or MaxVariablesDepth.
 func (m *Message) Check() error {
 	var vs []Violation
@@ -56,8 +67,9 @@ func (m *Message) Check() error {
 		bad("usage_type", "is not a known usage type")
 	}
 	switch code := m.Payload.Code; {
-	case code == "":
-		bad("payload.code", "is required")
+	case code == "" && m.Payload.Link == "":
+		bad("payload.code", "is required, unless payload.link is set: a message carries a verification code, a link, or both")
+	case code == "": // a message that carries a link only
 	case !utf8.ValidString(code):
 		bad("payload.code", "is not valid UTF-8")
 	case utf8.RuneCountInString(code) > MaxCodeLength:
@@ -65,12 +77,28 @@ func (m *Message) Check() error {
 	case !printable(code):
 		bad("payload.code", "contains a control or formatting character (a line break, a tab, a zero-width character...): a code is printable characters only")
 	}
-	switch loc := m.Payload.Locale; {
-	case loc == "":
-	case len(loc) > MaxLocaleLength:
-		bad("payload.locale", fmt.Sprintf("is longer than %d characters; use a BCP 47 language tag like fr-CA", MaxLocaleLength))
-	case !localeChars(loc):
-		bad("payload.locale", "may contain only letters, digits, - and _: use a BCP 47 language tag like fr-CA")
+	if m.Payload.Link != "" {
+		if problem := checkLink(m.Payload.Link); problem != "" {
+			bad("payload.link", problem)
+		}
+	}
+	if loc := m.Payload.Locale; loc != "" {
+		if problem := checkLocale(loc); problem != "" {
+			bad("payload.locale", problem)
+		}
+	}
+	if n := len(m.Payload.Locales); n > MaxLocales {
+		bad(localesField, fmt.Sprintf("lists %d language tags; at most %d are allowed: send the user's first preferences", n, MaxLocales))
+	} else {
+		for i, loc := range m.Payload.Locales {
+			problem := "is empty: every entry is a BCP 47 language tag like fr-CA"
+			if loc != "" {
+				problem = checkLocale(loc)
+			}
+			if problem != "" {
+				bad(localesField+"["+strconv.Itoa(i)+"]", problem)
+			}
+		}
 	}
 	for _, v := range checkVariables(m.Payload.Variables) {
 		bad(v.Field, v.Description)
@@ -114,6 +142,46 @@ func printable(s string) bool {
 		}
 	}
 	return true
+}
+
+// localesField is the request field Payload.Locales travels in.
+const localesField = "payload.ui_locales"
+
+// checkLocale returns what is wrong with a non-empty locale tag of the payload, or "". The
+// check is of the characters and length only: a tag x/text cannot read selects no localised
+// template, and the send falls back as SelectTemplate says, rather than failing.
+func checkLocale(loc string) string {
+	switch {
+	case len(loc) > MaxLocaleLength:
+		return fmt.Sprintf("is longer than %d characters; use a BCP 47 language tag like fr-CA", MaxLocaleLength)
+	case !localeChars(loc):
+		return "may contain only letters, digits, - and _: use a BCP 47 language tag like fr-CA"
+	}
+	return ""
+}
+
+// checkLink returns what is wrong with a non-empty link of the payload, or "". A link is sent
+// to a phone as it is, so it must be an absolute https URL (a host, no user name or password,
+// which would disguise the real host: https://bank.example@evil.example) of at most
+// MaxLinkLength bytes, valid UTF-8 without spaces, control or formatting characters (a line
+// break would smuggle text into the SMS).
+func checkLink(link string) string {
+	switch {
+	case len(link) > MaxLinkLength:
+		return fmt.Sprintf("is %d bytes long; at most %d are allowed", len(link), MaxLinkLength)
+	case !utf8.ValidString(link):
+		return "is not valid UTF-8"
+	case strings.ContainsFunc(link, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }):
+		return "contains a space, a control or a formatting character: a link is a URL without spaces (percent-encode them)"
+	}
+	u, err := url.Parse(link)
+	switch {
+	case err != nil, u.Scheme != "https", u.Opaque != "", u.Hostname() == "":
+		return "must be an absolute https URL like https://example.com/invite?token=..."
+	case u.User != nil:
+		return "must not carry a user name or password before the host (https://name@host): it would disguise the link's real host"
+	}
+	return ""
 }
 
 // localeChars reports whether s has only ASCII letters, digits, "-" and "_".

@@ -3,6 +3,7 @@ package connector
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -30,6 +31,32 @@ func TestMessageCheck(t *testing.T) {
 		{"line break in code", func(m *Message) { m.Payload.Code = "1234\nvisit evil.example" }, ReasonInvalidRequest, []string{"payload.code"}},
 		{"zero-width space in code", func(m *Message) { m.Payload.Code = "12\u200b34" }, ReasonInvalidRequest, []string{"payload.code"}},
 		{"code with spaces and letters", func(m *Message) { m.Payload.Code = "AB 12-Ç" }, "", nil},
+		{"link only", func(m *Message) { m.Payload.Code, m.Payload.Link = "", "https://example.com/invite?token=abc" }, "", nil},
+		{"code and link", func(m *Message) { m.Payload.Link = "https://example.com/invite" }, "", nil},
+		{"link at the limit", func(m *Message) { m.Payload.Link = "https://example.com/" + strings.Repeat("a", MaxLinkLength-20) }, "", nil},
+		{"link with port, path and fragment", func(m *Message) { m.Payload.Link = "HTTPS://Example.com:8443/a/b%20c?x=1#y" }, "", nil},
+		{"link with a non-ASCII path", func(m *Message) { m.Payload.Link = "https://example.com/einladung/ä" }, "", nil},
+		{"link over the limit", func(m *Message) { m.Payload.Link = "https://example.com/" + strings.Repeat("a", MaxLinkLength-19) }, ReasonInvalidRequest, []string{"payload.link"}},
+		{"link over http", func(m *Message) { m.Payload.Link = "http://example.com/invite" }, ReasonInvalidRequest, []string{"payload.link"}},
+		{"link without scheme", func(m *Message) { m.Payload.Link = "example.com/invite" }, ReasonInvalidRequest, []string{"payload.link"}},
+		{"relative link", func(m *Message) { m.Payload.Link = "/invite?token=abc" }, ReasonInvalidRequest, []string{"payload.link"}},
+		{"opaque link", func(m *Message) { m.Payload.Link = "https:example.com" }, ReasonInvalidRequest, []string{"payload.link"}},
+		{"link without host", func(m *Message) { m.Payload.Link = "https:///invite" }, ReasonInvalidRequest, []string{"payload.link"}},
+		{"link with only a port", func(m *Message) { m.Payload.Link = "https://:443/invite" }, ReasonInvalidRequest, []string{"payload.link"}},
+		{"javascript link", func(m *Message) { m.Payload.Link = "javascript:alert(1)" }, ReasonInvalidRequest, []string{"payload.link"}},
+		{"link with user info", func(m *Message) { m.Payload.Link = "https://bank.example@evil.example/" }, ReasonInvalidRequest, []string{"payload.link"}},
+		{"link with a space", func(m *Message) { m.Payload.Link = "https://example.com/a b" }, ReasonInvalidRequest, []string{"payload.link"}},
+		{"link with a line break", func(m *Message) { m.Payload.Link = "https://example.com/\nvisit evil.example" }, ReasonInvalidRequest, []string{"payload.link"}},
+		{"link with a zero-width space", func(m *Message) { m.Payload.Link = "https://exam\u200bple.com/" }, ReasonInvalidRequest, []string{"payload.link"}},
+		{"link not UTF-8", func(m *Message) { m.Payload.Link = "https://example.com/\xff" }, ReasonInvalidRequest, []string{"payload.link"}},
+		{"link bad, code missing", func(m *Message) { m.Payload.Code, m.Payload.Link = "", "ftp://example.com" }, ReasonInvalidRequest, []string{"payload.link"}},
+		{"neither code nor link", func(m *Message) { m.Payload.Code = "" }, ReasonInvalidRequest, []string{"payload.code"}},
+		{"locales", func(m *Message) { m.Payload.Locales = []string{"fr-CA", "fr", "en_US", "x-private"} }, "", nil},
+		{"locales at the limit", func(m *Message) { m.Payload.Locales = slices.Repeat([]string{"de"}, MaxLocales) }, "", nil},
+		{"too many locales", func(m *Message) { m.Payload.Locales = slices.Repeat([]string{"de"}, MaxLocales+1) }, ReasonInvalidRequest, []string{"payload.ui_locales"}},
+		{"empty locale entry", func(m *Message) { m.Payload.Locales = []string{"fr", ""} }, ReasonInvalidRequest, []string{"payload.ui_locales[1]"}},
+		{"long locale entry", func(m *Message) { m.Payload.Locales = []string{strings.Repeat("a", MaxLocaleLength+1)} }, ReasonInvalidRequest, []string{"payload.ui_locales[0]"}},
+		{"locale entry with braces", func(m *Message) { m.Payload.Locales = []string{"de", "{{authToken}}", "fr CA"} }, ReasonInvalidRequest, []string{"payload.ui_locales[1]", "payload.ui_locales[2]"}},
 		{"long locale", func(m *Message) { m.Payload.Locale = strings.Repeat("a", 36) }, ReasonInvalidRequest, []string{"payload.locale"}},
 		{"locale with braces", func(m *Message) { m.Payload.Locale = "{{authToken}}" }, ReasonInvalidRequest, []string{"payload.locale"}},
 		{"locale with underscore", func(m *Message) { m.Payload.Locale = "zh_Hant_TW" }, "", nil},

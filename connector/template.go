@@ -15,32 +15,38 @@ type Template struct {
 	// UsageType is the usage type the template is for; Generic serves every usage type
 	// without a template of its own.
 	UsageType UsageType `json:"usageType"`
-	// Content is the message text, with {{code}} where the code goes (see Render).
+	// Content is the message text, with {{code}} where the code goes, {{link}} where the link
+	// goes, or both (see Render).
 	Content string `json:"content"`
 	// Locale is the BCP 47 tag the template is written in (ValidLocale); empty for the
 	// template used when no localised one matches.
 	Locale string `json:"locale,omitempty"`
 }
 
-// SelectTemplate picks the template for usage and locale (a BCP 47 tag; "_" is read as "-"),
-// trying in this order and taking the first step that finds one:
+// SelectTemplate picks the template for usage and the end user's locales: locale, then each of
+// more in order (Payload.Locale, then Payload.Locales: the user's preference list). Each is a
+// BCP 47 tag ("_" is read as "-"); empty ones are skipped. It tries in this order and takes
+// the first step that finds one:
 //
-//  1. a template of usage in the asked locale (the same tag, case-insensitively), then one of
-//     usage in the asked locale's language;
-//  2. a Generic template in the asked locale, then one in its language;
-//  3. a template of usage without a locale;
-//  4. a Generic template without a locale;
-//  5. else TEMPLATE_NOT_FOUND: a template in another language is never sent.
+//  1. for each asked locale in turn, first to last:
+//     a. a template of usage in that locale (the same tag, case-insensitively), then one of
+//     usage in that locale's language;
+//     b. a Generic template in that locale, then one in its language;
+//  2. a template of usage without a locale;
+//  3. a Generic template without a locale;
+//  4. else TEMPLATE_NOT_FOUND: a template in another language is never sent.
 //
-// Steps 1 and 2 apply only when locale is not empty. "Its language" is decided by
-// golang.org/x/text/language's Matcher among the templates whose tag has the asked base
-// language (after canonicalisation: "iw" is "he", "nb" is "no"), so zh-TW finds zh-Hant (before
-// zh or zh-Hans), pt-BR finds pt, fr-CA finds fr; a tag of another base language never matches,
-// however close the Matcher finds it (nn and nb, ms and id). Among templates the Matcher rates
-// alike, the first listed wins. ValidateConfig reports a usage type that step 3 or 4 cannot serve (see
+// So a user who prefers fr-CA, then de, gets the French SignIn template, else the French
+// Generic one, else the German SignIn one, else the German Generic one, else the SignIn
+// template without a locale. "Its language" is decided by golang.org/x/text/language's Matcher
+// among the templates whose tag has the asked base language (after canonicalisation: "iw" is
+// "he", "nb" is "no"), so zh-TW finds zh-Hant (before zh or zh-Hans), pt-BR finds pt, fr-CA finds
+// fr; a tag of another base language never matches, however close the Matcher finds it (nn
+// and nb, ms and id). Among templates the Matcher rates alike, the first listed wins.
+// ValidateConfig reports a usage type that step 2 or 3 cannot serve (see
 // ConfigReader.TemplateList), so that a locale without templates still gets a default.
-func SelectTemplate(templates []Template, usage UsageType, locale string) (*Template, error) {
-	i, err := SelectTemplateIndex(templates, usage, locale)
+func SelectTemplate(templates []Template, usage UsageType, locale string, more ...string) (*Template, error) {
+	i, err := SelectTemplateIndex(templates, usage, locale, more...)
 	if err != nil {
 		return nil, err
 	}
@@ -50,21 +56,20 @@ func SelectTemplate(templates []Template, usage UsageType, locale string) (*Temp
 // SelectTemplateIndex is SelectTemplate returning the index of the chosen template, so that a
 // connector can find what it prepared for it (a CompiledTemplate at the same index). It
 // allocates only to match by language or to fail.
-func SelectTemplateIndex(templates []Template, usage UsageType, locale string) (int, error) {
+func SelectTemplateIndex(templates []Template, usage UsageType, locale string, more ...string) (int, error) {
 	usages := [2]UsageType{usage, UsageGeneric}
-	if locale != "" {
-		locale = strings.ReplaceAll(locale, "_", "-")
-		asked, parsed := language.Und, false
-		for _, u := range usages {
-			if i := exactLocale(templates, u, locale); i >= 0 {
-				return i, nil
-			}
-			if !parsed {
-				asked, parsed = parseLocale(locale), true
-			}
-			if i := sameLanguage(templates, u, asked); i >= 0 {
-				return i, nil
-			}
+	asked := 0 // how many non-empty locales were tried
+	for k := -1; k < len(more); k++ {
+		loc := locale
+		if k >= 0 {
+			loc = more[k]
+		}
+		if loc == "" {
+			continue
+		}
+		asked++
+		if i := selectInLocale(templates, usages, strings.ReplaceAll(loc, "_", "-")); i >= 0 {
+			return i, nil
 		}
 	}
 	for _, u := range usages {
@@ -74,11 +79,29 @@ func SelectTemplateIndex(templates []Template, usage UsageType, locale string) (
 			}
 		}
 	}
-	if locale == "" {
+	if asked == 0 {
 		return -1, Errorf(ReasonTemplateNotFound, "no template without a locale for usage type %s or Generic", usage)
 	}
 	return -1, Errorf(ReasonTemplateNotFound,
-		"no template for usage type %s or Generic in the asked locale's language, and none of them without a locale", usage)
+		"no template for usage type %s or Generic in the asked locales' languages, and none of them without a locale", usage)
+}
+
+// selectInLocale is step 1 of SelectTemplate for one asked tag: the index of the template of
+// usages[0], then of usages[1], in that tag or its language, or -1.
+func selectInLocale(templates []Template, usages [2]UsageType, tag string) int {
+	asked, parsed := language.Und, false
+	for _, u := range usages {
+		if i := exactLocale(templates, u, tag); i >= 0 {
+			return i
+		}
+		if !parsed {
+			asked, parsed = parseLocale(tag), true
+		}
+		if i := sameLanguage(templates, u, asked); i >= 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // exactLocale returns the index of the first template of usage type u whose locale is tag,
@@ -131,7 +154,7 @@ func parseLocale(s string) language.Tag {
 }
 
 // usagesWithoutDefault returns, in UsageTypes order, the usage types of ts that some locale
-// would find no template for (SelectTemplate's steps 3 and 4 find none): each of their
+// would find no template for (SelectTemplate's steps 2 and 3 find none): each of their
 // templates carries a locale, and no Generic template is without one. Templates of an
 // unknown usage type are ignored.
 func usagesWithoutDefault(ts []Template) []UsageType {
@@ -154,9 +177,11 @@ func usagesWithoutDefault(ts []Template) []UsageType {
 	return out
 }
 
-// Render replaces each {{name}} in content with its value from p: "code", "locale", or a dotted
-// path into p.Variables. As in Logto, a placeholder with no value renders empty; values are
-// never looked up anywhere but the payload, so a template cannot reach configuration or secrets.
+// Render replaces each {{name}} in content with its value from p: "code", "link", "locale", or
+// a dotted path into p.Variables ({{link}} is p.Link, never a variable named link). As in
+// Logto, a placeholder with no value renders empty (TemplateSet.Render refuses a send whose
+// template would carry neither its code nor its link); values are never looked up anywhere but
+// the payload, so a template cannot reach configuration or secrets.
 //
 // A placeholder is "{{", optional white space (tab, newline, form feed, carriage return,
 // space), a name of letters, digits, '_' and '-' with single dots between its parts, optional
@@ -172,6 +197,14 @@ func Render(content string, p Payload) string {
 // HasCodePlaceholder reports whether content contains a {{code}} placeholder.
 func HasCodePlaceholder(content string) bool {
 	return CompileTemplate(content).HasPlaceholder("code")
+}
+
+// HasCodeOrLinkPlaceholder reports whether content contains a {{code}} or a {{link}}
+// placeholder, as every template must: a verification message carries a code, a link (an
+// organization invitation), or both.
+func HasCodeOrLinkPlaceholder(content string) bool {
+	t := CompileTemplate(content)
+	return t.HasPlaceholder("code") || t.HasPlaceholder("link")
 }
 
 // CompiledTemplate is a template's content split once into literal text and placeholders, so
@@ -197,6 +230,7 @@ type partKind uint8
 const (
 	partLiteral  partKind = iota // lit as it is
 	partCode                     // Payload.Code
+	partLink                     // Payload.Link
 	partLocale                   // Payload.Locale
 	partVariable                 // the scalar at path in Payload.Variables
 )
@@ -224,6 +258,8 @@ func CompileTemplate(content string) *CompiledTemplate {
 		switch name {
 		case "code":
 			p.kind = partCode
+		case "link":
+			p.kind = partLink
 		case "locale":
 			p.kind = partLocale
 		default:
@@ -320,6 +356,8 @@ func (t *CompiledTemplate) Render(p Payload) string {
 			continue
 		case partCode:
 			v = p.Code
+		case partLink:
+			v = p.Link
 		case partLocale:
 			v = p.Locale
 		case partVariable:

@@ -95,6 +95,60 @@ func TestSelectTemplate(t *testing.T) {
 	}
 }
 
+// TestSelectTemplatePreferences checks that SelectTemplate walks the asked locales (Locale,
+// then Locales in order) through step 1 before the locale-less steps 2 and 3.
+func TestSelectTemplatePreferences(t *testing.T) {
+	ts := []Template{
+		{UsageType: UsageSignIn, Content: "signin {{code}}"},
+		{UsageType: UsageSignIn, Locale: "fr", Content: "signin/fr {{code}}"},
+		{UsageType: UsageSignIn, Locale: "pt-BR", Content: "signin/pt-BR {{code}}"},
+		{UsageType: UsageGeneric, Content: "generic {{code}}"},
+		{UsageType: UsageGeneric, Locale: "de", Content: "generic/de {{code}}"},
+		{UsageType: UsageGeneric, Locale: "es-ES", Content: "generic/es-ES {{code}}"},
+	}
+	tests := []struct {
+		name   string
+		usage  UsageType
+		locale string
+		more   []string
+		want   string
+	}{
+		{"1a usage in the first preference", UsageSignIn, "", []string{"fr", "de"}, "signin/fr {{code}}"},
+		{"1a usage in a later preference's language", UsageSignIn, "ja", []string{"ko", "pt-PT"}, "signin/pt-BR {{code}}"},
+		{"1b Generic in a later preference", UsageSignIn, "ja", []string{"de"}, "generic/de {{code}}"},
+		{"1b Generic in a later preference's language", UsageSignIn, "ja", []string{"es-MX"}, "generic/es-ES {{code}}"},
+		{"locale before the list", UsageSignIn, "de", []string{"fr"}, "generic/de {{code}}"},
+		{"list in order: Generic of the first beats usage of the second", UsageSignIn, "", []string{"de-AT", "fr"}, "generic/de {{code}}"},
+		{"list in order: usage of the first", UsageSignIn, "", []string{"fr-CA", "de"}, "signin/fr {{code}}"},
+		{"empty entries and locale are skipped", UsageSignIn, "", []string{"", "fr"}, "signin/fr {{code}}"},
+		{"underscore in the list", UsageSignIn, "", []string{"pt_BR"}, "signin/pt-BR {{code}}"},
+		{"2 usage without locale after every preference", UsageSignIn, "ja", []string{"ko", "zh"}, "signin {{code}}"},
+		{"3 Generic without locale after every preference", UsageRegister, "ja", []string{"fr"}, "generic {{code}}"},
+		{"3 Generic for a usage without templates in a preference", UsageRegister, "ja", []string{"de"}, "generic/de {{code}}"},
+		{"never another language in the list", UsageSignIn, "nn", []string{"ms"}, "signin {{code}}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := SelectTemplate(ts, tt.usage, tt.locale, tt.more...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Content != tt.want {
+				t.Errorf("got %q (locale %q), want %q", got.Content, got.Locale, tt.want)
+			}
+		})
+	}
+	localised := []Template{{UsageType: UsageGeneric, Locale: "de", Content: "{{code}}"}}
+	if got, err := SelectTemplate(localised, UsageSignIn, "fr", "ja"); ReasonOf(err) != ReasonTemplateNotFound ||
+		!strings.Contains(err.Error(), "asked locales") {
+		t.Errorf("no template in any asked language: %v, %v; want TEMPLATE_NOT_FOUND about the asked locales", got, err)
+	}
+	if got, err := SelectTemplate(localised, UsageSignIn, "", ""); ReasonOf(err) != ReasonTemplateNotFound ||
+		!strings.Contains(err.Error(), "without a locale") {
+		t.Errorf("only empty locales: %v, %v; want TEMPLATE_NOT_FOUND about templates without a locale", got, err)
+	}
+}
+
 // TestSelectTemplateCrossLanguage holds the premise of the "never another language" cases:
 // x/text's Matcher alone would match these pairs, with a confidence of High, so it is the base
 // language check that refuses them.
@@ -175,6 +229,14 @@ func TestRender(t *testing.T) {
 			t.Errorf("Render(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+	// {{link}} is the payload's link, never a variable named link.
+	lp := Payload{Link: "https://example.com/i?t=1", Variables: map[string]any{"link": "https://evil.example"}}
+	if got := Render("Join: {{link}} {{ link }}", lp); got != "Join: https://example.com/i?t=1 https://example.com/i?t=1" {
+		t.Errorf("Render({{link}}) = %q", got)
+	}
+	if got := Render("Join: {{link}}.", Payload{Code: "1"}); got != "Join: ." {
+		t.Errorf("Render({{link}}) without a link = %q, want it empty", got)
+	}
 	// A code that itself looks like a placeholder is not expanded again.
 	if got := Render("{{code}}", Payload{Code: "{{locale}}", Locale: "fr"}); got != "{{locale}}" {
 		t.Errorf("rendered the code recursively: %q", got)
@@ -191,6 +253,20 @@ func TestHasCodePlaceholder(t *testing.T) {
 	}
 }
 
+func TestHasCodeOrLinkPlaceholder(t *testing.T) {
+	for in, want := range map[string]bool{
+		"code {{code}}": true, "{{ link }}": true, "{{link}} {{code}}": true, "{{links}}": false,
+		"{{ a.link }}": false, "{link}": false, "no code": false, "{{link.url}}": false,
+	} {
+		if got := HasCodeOrLinkPlaceholder(in); got != want {
+			t.Errorf("HasCodeOrLinkPlaceholder(%q) = %v", in, got)
+		}
+		if got, re := HasCodeOrLinkPlaceholder(in), regexp.MustCompile(PatternCodeOrLinkInBody).MatchString(in); got != re {
+			t.Errorf("HasCodeOrLinkPlaceholder(%q) = %v, but PatternCodeOrLinkInBody matches: %v", in, got, re)
+		}
+	}
+}
+
 // placeholderRE is the regular expression Render and HasCodePlaceholder were first written
 // with; the tests and FuzzRender hold the compiled implementation to it.
 var placeholderRE = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*)\s*\}\}`)
@@ -202,6 +278,8 @@ func renderRegexp(content string, p Payload) string {
 		switch name {
 		case "code":
 			return p.Code
+		case "link":
+			return p.Link
 		case "locale":
 			return p.Locale
 		}
@@ -283,6 +361,9 @@ func TestSelectTemplateIndexAllocations(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { _, _ = SelectTemplateIndex(ts, UsageSignIn, locale) }); n != 0 {
 			t.Errorf("SelectTemplateIndex(SignIn, %q) allocates %v times", locale, n)
 		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = SelectTemplateIndex(ts, UsageSignIn, "", "", "fr") }); n != 0 {
+		t.Errorf("SelectTemplateIndex(SignIn, \"\", \"\", fr) allocates %v times", n)
 	}
 	if i, err := SelectTemplateIndex(ts, UsageSignIn, "fr-CA"); err != nil || i != 1 {
 		t.Errorf("SelectTemplateIndex(SignIn, fr-CA) = %d, %v; want 1", i, err)

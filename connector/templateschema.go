@@ -63,8 +63,8 @@ func TemplatesSchema(maxLength int, description string) map[string]any {
 			"properties": map[string]any{
 				"usageType": map[string]any{"enum": usageTypes},
 				"content": map[string]any{
-					"type": "string", "minLength": 1, "maxLength": maxLength, "pattern": PatternCodeInBody,
-					"description": fmt.Sprintf("The message text; {{code}} is replaced by the code. At most %d UTF-16 code units.", maxLength),
+					"type": "string", "minLength": 1, "maxLength": maxLength, "pattern": PatternCodeOrLinkInBody,
+					"description": fmt.Sprintf("The message text; {{code}} is replaced by the code, {{link}} by the link (an organization invitation's); it needs at least one of them. At most %d UTF-16 code units.", maxLength),
 				},
 				"locale": map[string]any{
 					"type": "string", "pattern": patternLocaleSyntax, "maxLength": MaxLocaleLength,

@@ -1,5 +1,7 @@
 package connector
 
+import "fmt"
+
 // DefaultMaxSegments is the segment limit a connector binary applies unless its operator sets
 // another (package sdk's --max-segments): 10 segments, 1530 GSM-7 characters, far more than a
 // code needs and far less than a pumping template would use.
@@ -48,13 +50,20 @@ type Rendered struct {
 	Encoding Encoding
 }
 
-// Render selects the template for usage and p.Locale (SelectTemplateIndex), renders it with p
-// and counts its segments. It fails with TEMPLATE_NOT_FOUND when no template applies, and with
-// MESSAGE_TOO_LONG when the body is over the set's maximum length or takes more than its
-// maximum segments, before anything is sent.
+// Render selects the template for usage and the payload's locales, p.Locale then p.Locales
+// (SelectTemplateIndex), renders it with p and counts its segments. It fails with
+// TEMPLATE_NOT_FOUND when no template applies; with INVALID_REQUEST (naming payload.code or
+// payload.link) when the template would carry neither the code nor the link because the
+// payload lacks the one it holds (a {{code}}-only template and a link-only send, or the
+// reverse: an SMS without either is useless and still billed), while a template with both
+// renders the missing one empty; and with MESSAGE_TOO_LONG when the body is over the set's
+// maximum length or takes more than its maximum segments; all before anything is sent.
 func (s *TemplateSet) Render(usage UsageType, p Payload) (Rendered, error) {
-	i, err := SelectTemplateIndex(s.templates, usage, p.Locale)
+	i, err := SelectTemplateIndex(s.templates, usage, p.Locale, p.Locales...)
 	if err != nil {
+		return Rendered{}, err
+	}
+	if err := s.carries(i, p); err != nil { // see CheckCarries
 		return Rendered{}, err
 	}
 	body := s.compiled[i].Render(p)
@@ -70,4 +79,38 @@ func (s *TemplateSet) Render(usage UsageType, p Payload) (Rendered, error) {
 			s.templates[i].UsageType, segments, enc, s.maxSegments)
 	}
 	return Rendered{Body: body, Segments: segments, Encoding: enc}, nil
+}
+
+// carries is CheckCarries for templates[i], compiled once.
+func (s *TemplateSet) carries(i int, p Payload) error {
+	return checkCarries(&s.templates[i], s.compiled[i], p)
+}
+
+// CheckCarries returns the INVALID_REQUEST error of a send whose selected template t would
+// carry neither p's code nor its link: t has {{code}} and no {{link}} and p has no code, or
+// the reverse. The error names the missing field (payload.code or payload.link). It returns
+// nil when t carries what p has, including a template with both placeholders and only one of
+// the values (the other renders empty), and for a template with neither placeholder (not one
+// ConfigReader.TemplateList accepts), which is rendered as it is. TemplateSet.Render applies
+// it; a connector that renders with Render applies it to the template SelectTemplate chose.
+func CheckCarries(t *Template, p Payload) error {
+	return checkCarries(t, CompileTemplate(t.Content), p)
+}
+
+// checkCarries is CheckCarries with t's content compiled as c.
+func checkCarries(t *Template, c *CompiledTemplate, p Payload) error {
+	hasCode, hasLink := c.HasPlaceholder("code"), c.HasPlaceholder("link")
+	if hasCode && p.Code != "" || hasLink && p.Link != "" || !hasCode && !hasLink {
+		return nil
+	}
+	which := fmt.Sprintf("the %s template", t.UsageType)
+	if t.Locale != "" {
+		which = fmt.Sprintf("the %s template for locale %s", t.UsageType, t.Locale)
+	}
+	// Short enough for a BadRequest description (see internal/protoconv's caps).
+	v := Violation{Field: "payload.link", Description: "is required by " + which + ": it has {{link}} and no {{code}}"}
+	if hasCode {
+		v = Violation{Field: "payload.code", Description: "is required by " + which + ": it has {{code}} and no {{link}}"}
+	}
+	return ViolationsError(ReasonInvalidRequest, RequestSubject, []Violation{v})
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/sms-connector/sms-connector/connector"
@@ -41,7 +42,7 @@ var fieldNames = []struct{ proto, logto string }{
 	{"client_ip", "ip"},
 	{"idempotency_key", "Idempotency-Key header"},
 	{"payload.variables", "payload"},
-	{"payload.locales", "payload.uiLocales"},
+	{"payload.ui_locales", "payload.uiLocales"},
 }
 
 // logtoField is the Logto name of a CheckMessage violation's field.
@@ -190,15 +191,17 @@ func stringOf(v json.RawMessage) (string, bool) {
 }
 
 // localesOf returns the tags of uiLocales: a string of tags separated by white space (the
-// OIDC ui_locales parameter, as Logto sends it), or a JSON array of strings.
+// OIDC ui_locales parameter, as Logto sends it), or a JSON array of strings. A browser's list
+// can be long: repeated tags are dropped and only the first connector.MaxLocales kept, rather
+// than refusing the user's sign-in for it.
 func localesOf(v any) ([]string, bool) {
+	var tags []string
 	switch x := v.(type) {
 	case nil:
 		return nil, true
 	case string:
-		return strings.Fields(x), true
+		tags = strings.Fields(x)
 	case []any:
-		tags := make([]string, 0, len(x))
 		for _, e := range x {
 			s, ok := e.(string)
 			if !ok {
@@ -206,9 +209,19 @@ func localesOf(v any) ([]string, bool) {
 			}
 			tags = append(tags, s)
 		}
-		return tags, true
+	default:
+		return nil, false
 	}
-	return nil, false
+	var out []string
+	for _, t := range tags {
+		if len(out) == connector.MaxLocales {
+			break
+		}
+		if !slices.ContainsFunc(out, func(o string) bool { return strings.EqualFold(o, t) }) {
+			out = append(out, t)
+		}
+	}
+	return out, true
 }
 
 // idempotencyKey is the key of an Idempotency-Key header: the IETF draft sends it as a

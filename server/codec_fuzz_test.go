@@ -26,7 +26,7 @@ func FuzzScanStrings(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, v := range scanStrings(b, md) {
 			switch v.Field {
-			case "to", "idempotency_key", "client_ip", "config", "config_json", "payload.code", "payload.locale", "payload.variables", "payload":
+			case "to", "idempotency_key", "client_ip", "config", "config_json", "payload.code", "payload.locale", "payload.variables", "payload.link", "payload.ui_locales", "payload":
 			default:
 				t.Fatalf("scanStrings named %q, not a field of the request", v.Field)
 			}

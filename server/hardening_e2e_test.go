@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -231,6 +232,32 @@ func badInputs() []badInput {
 		{name: "`payload.code` of 300 KiB (over `--max-request-bytes`)", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) {
 			r.Payload.Code = strings.Repeat("9", 300<<10)
 		}), code: codes.ResourceExhausted, reason: ""},
+		{name: "`payload.code` empty and `payload.link` set, template with `{{code}}` only", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) {
+			r.Payload = &smsv1.Payload{Link: "https://example.com/invite?token=abc"}
+		}), code: invalid, reason: "INVALID_REQUEST", field: "payload.code"},
+		{name: "`payload.link` set and `payload.code` empty, template with `{{link}}` only", req: func(t *testing.T, to string) *smsv1.SendMessageRequest {
+			r := withTemplates(tpl("Generic", "Join: {{link}}"))(t, to)
+			r.Payload = &smsv1.Payload{Code: "424242"}
+			return r
+		}, code: invalid, reason: "INVALID_REQUEST", field: "payload.link"},
+		{name: "`payload.link` over http", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) { r.Payload.Link = "http://example.com/invite" }),
+			code: invalid, reason: "INVALID_REQUEST", field: "payload.link"},
+		{name: "`payload.link` relative (`/invite?token=abc`)", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) { r.Payload.Link = "/invite?token=abc" }),
+			code: invalid, reason: "INVALID_REQUEST", field: "payload.link"},
+		{name: "`payload.link` `javascript:alert(1)`", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) { r.Payload.Link = "javascript:alert(1)" }),
+			code: invalid, reason: "INVALID_REQUEST", field: "payload.link"},
+		{name: "`payload.link` with a user name (`https://bank.example@evil.example/`)", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) {
+			r.Payload.Link = "https://bank.example@evil.example/"
+		}), code: invalid, reason: "INVALID_REQUEST", field: "payload.link"},
+		{name: "`payload.link` with a line break and text", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) {
+			r.Payload.Link = "https://example.com/\nCall +1 900 555 0100"
+		}), code: invalid, reason: "INVALID_REQUEST", field: "payload.link"},
+		{name: "`payload.link` of 2,049 bytes", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) {
+			r.Payload.Link = "https://example.com/" + strings.Repeat("a", 2029)
+		}), code: invalid, reason: "INVALID_REQUEST", field: "payload.link"},
+		{name: "`payload.link` not UTF-8 (raw protobuf)", raw: rawWith(func(b []byte) []byte {
+			return appendMessage(b, fieldPayload, appendString(appendString(nil, fieldCode, "4242"), fieldLink, "https://example.com/\xff"))
+		}), code: invalid, reason: "INVALID_REQUEST", field: "payload.link"},
 		{name: "`payload.locale` of 36 characters", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) { r.Payload.Locale = strings.Repeat("a", 36) }),
 			code: invalid, reason: "INVALID_REQUEST", field: "payload.locale"},
 		{name: "`payload.locale` `{{authToken}}`", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) { r.Payload.Locale = "{{authToken}}" }),
@@ -238,6 +265,14 @@ func badInputs() []badInput {
 		{name: "`payload.locale` not UTF-8 (raw protobuf)", raw: rawWith(func(b []byte) []byte {
 			return appendMessage(b, fieldPayload, appendString(nil, fieldLocale, "fr\xff"))
 		}), code: invalid, reason: "INVALID_REQUEST", field: "payload.locale"},
+		{name: "`payload.ui_locales` with 17 tags", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) {
+			r.Payload.UiLocales = slices.Repeat([]string{"fr"}, 17)
+		}), code: invalid, reason: "INVALID_REQUEST", field: "payload.ui_locales"},
+		{name: "`payload.ui_locales` entry `{{authToken}}`", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) {
+			r.Payload.UiLocales = []string{"{{authToken}}"}
+		}), code: invalid, reason: "INVALID_REQUEST", field: "payload.ui_locales[0]"},
+		{name: "`payload.ui_locales` entry empty", req: req(func(r *smsv1.SendMessageRequest, _ *testing.T) { r.Payload.UiLocales = []string{"fr", ""} }),
+			code: invalid, reason: "INVALID_REQUEST", field: "payload.ui_locales[1]"},
 		{name: "`payload.variables` with a string over 1 KiB", req: req(withVariables(map[string]any{"big": strings.Repeat("v", 1025)})),
 			code: invalid, reason: "INVALID_REQUEST", field: "payload.variables.big"},
 		{name: "`payload.variables` over 8 KiB as JSON", req: req(withVariables(func() map[string]any {
@@ -297,7 +332,7 @@ func badInputs() []badInput {
 			code: invalid, reason: "INVALID_CONFIG", field: "config.authToken"},
 		{name: "config: template `content` over 1600 characters", req: withTemplates(tpl("Generic", strings.Repeat("x", 1600)+"{{code}}")),
 			code: invalid, reason: "INVALID_CONFIG", field: "config.templates[0].content"},
-		{name: "config: template without `{{code}}`", req: withTemplates(tpl("Generic", "Hello")),
+		{name: "config: template with neither `{{code}}` nor `{{link}}`", req: withTemplates(tpl("Generic", "Hello {{links}}")),
 			code: invalid, reason: "INVALID_CONFIG", field: "config.templates[0].content"},
 		{name: "config: not UTF-8 inside (raw protobuf)", raw: rawWith(func(b []byte) []byte {
 			return appendMessage(b, fieldConfig, structWithString("from", "+1500\xff5550006"))
@@ -348,6 +383,25 @@ func badInputs() []badInput {
 					t.Errorf("body %q, want the code as typed", body)
 				}
 			}},
+		{name: "`payload.link` only, template with `{{link}}`", req: func(t *testing.T, to string) *smsv1.SendMessageRequest {
+			r := withTemplates(tpl("Generic", "Join Acme: {{link}}"))(t, to)
+			r.UsageType = smsv1.UsageType_USAGE_TYPE_ORGANIZATION_INVITATION
+			r.Payload = &smsv1.Payload{Link: "https://example.com/invite?token=abc"}
+			return r
+		}, code: codes.OK, body: func(t *testing.T, body string) {
+			if body != "Join Acme: https://example.com/invite?token=abc" {
+				t.Errorf("body %q, want the link", body)
+			}
+		}},
+		{name: "`payload.ui_locales` picks the template of a later preference", req: func(t *testing.T, to string) *smsv1.SendMessageRequest {
+			r := withTemplates(tpl("Generic", "{{code}}"), map[string]any{"usageType": "Generic", "locale": "de", "content": "Ihr Code: {{code}}"})(t, to)
+			r.Payload.Locale, r.Payload.UiLocales = "ja", []string{"ko", "de-AT"}
+			return r
+		}, code: codes.OK, body: func(t *testing.T, body string) {
+			if body != "Ihr Code: 424242" {
+				t.Errorf("body %q, want the German template", body)
+			}
+		}},
 		{name: "variable `{{code}}{{config.authToken}}` (sent as typed)", req: req(withVariables(map[string]any{"application": map[string]any{"name": "{{code}}{{config.authToken}}"}})),
 			code: codes.OK, body: func(t *testing.T, body string) {
 				if body != "Sign in to {{code}}{{config.authToken}} with 424242" {

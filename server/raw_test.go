@@ -69,6 +69,7 @@ const (
 	fieldCode           protowire.Number = 1 // Payload.code
 	fieldLocale         protowire.Number = 2 // Payload.locale
 	fieldVariables      protowire.Number = 3 // Payload.variables
+	fieldLink           protowire.Number = 4 // Payload.link
 	structFields        protowire.Number = 1 // Struct.fields (map entries)
 	entryKey            protowire.Number = 1 // map entry key
 	entryValue          protowire.Number = 2 // map entry value

@@ -37,7 +37,8 @@ func startSandbox(addr string, log *zap.Logger) (*twiliotest.Server, error) {
 }
 
 // sandboxConfig is the ready-made config of sandbox mode: the emulator's account, Twilio's
-// magic sender +15005550006 and a template for every usage type.
+// magic sender +15005550006 and a template for every usage type (the organization
+// invitation's carries {{link}} and {{code}}), plus a French SignIn one.
 func sandboxConfig() json.RawMessage {
 	type tmpl struct {
 		UsageType string `json:"usageType"`
@@ -46,7 +47,12 @@ func sandboxConfig() json.RawMessage {
 	}
 	var ts []tmpl
 	for _, u := range connector.UsageTypes() {
-		ts = append(ts, tmpl{UsageType: string(u), Content: fmt.Sprintf("[sandbox] Your %s verification code is {{code}}.", u)})
+		content := fmt.Sprintf("[sandbox] Your %s verification code is {{code}}.", u)
+		if u == connector.UsageOrganizationInvitation {
+			// Logto sends an invitation with a link and no code; a code alone works too.
+			content = "[sandbox] You are invited to join an organization: {{link}} (code {{code}})"
+		}
+		ts = append(ts, tmpl{UsageType: string(u), Content: content})
 	}
 	ts = append(ts, tmpl{UsageType: string(connector.UsageSignIn), Locale: "fr", Content: "[sandbox] Votre code de connexion est {{code}}."})
 	raw, err := json.Marshal(map[string]any{

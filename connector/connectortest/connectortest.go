@@ -23,19 +23,23 @@
 //     "object"; a ConfigTemplate; known, unrepeated UsageTypes.
 //   - ValidateConfig: no violations for valid configurations and for Metadata.ConfigTemplate;
 //     violations naming fields for {}; violations, never a Go error or a panic, for anything
-//     that is not a JSON object; the Harness's InvalidConfigs reported with their fields; a
-//     template without {{code}} flagged with a field path.
+//     that is not a JSON object; the Harness's InvalidConfigs reported with their fields;
+//     templates with {{link}} instead of {{code}} accepted; a template with neither flagged
+//     with a field path.
 //   - TemplateSelection: the exact usage type's template, else Generic, else
 //     TEMPLATE_NOT_FOUND; by locale, the usage type's template in the exact tag
 //     (case-insensitively), then in its language, then Generic's in the tag or its language,
-//     before any template without a locale (connector.SelectTemplate's order). A connector
-//     whose ValidateConfig already rejects a template list with no fallback must then fail
-//     Send with INVALID_CONFIG instead.
-//   - Rendering: {{code}}, {{ code }}, {{locale}}, dotted variables, missing values as empty
-//     text, and rendered values never rendered again; checked on the delivered body, which
+//     then each tag of the preference list (Payload.Locales) the same way, before any
+//     template without a locale (connector.SelectTemplate's order). A connector whose
+//     ValidateConfig already rejects a template list with no fallback must then fail Send
+//     with INVALID_CONFIG instead.
+//   - Rendering: {{code}}, {{ code }}, {{link}} (a link-only send delivers its link),
+//     {{locale}}, dotted variables, missing values as empty text, and rendered values never
+//     rendered again; checked on the delivered body, which
 //     must be exactly the rendered template.
 //   - Errors: CONFIG_MISSING for an empty Config, INVALID_CONFIG with Violations for an
-//     invalid one, MESSAGE_TOO_LONG one character over the body limit and success at it, each
+//     invalid one, INVALID_REQUEST naming payload.code or payload.link for a send whose template
+//     would carry neither its code nor its link (connector.CheckCarries), MESSAGE_TOO_LONG one character over the body limit and success at it, each
 //     a *connector.Error with nothing delivered.
 //   - Receipt: a MessageID, To echoing the E.164 recipient, Segments and Encoding as
 //     connector.CountSegments says of the delivered body.
@@ -101,10 +105,10 @@ type Harness interface {
 
 	// Config returns a configuration (a JSON object) for the connector whose templates are
 	// exactly templates, in that order, and whose other fields are valid: with templates that
-	// carry {{code}} and a Generic fallback, ValidateConfig must accept it and Send must
+	// carry {{code}} or {{link}} and a Generic fallback, ValidateConfig must accept it and Send must
 	// deliver with it. The suite varies the templates to test selection, fallback and
-	// rendering; a list the connector's own rules reject (a template without {{code}}, no
-	// fallback) must still be returned as given.
+	// rendering; a list the connector's own rules reject (a template with neither {{code}} nor
+	// {{link}}, no fallback) must still be returned as given.
 	Config(t *testing.T, templates []connector.Template) json.RawMessage
 
 	// Delivered returns every message the connector delivered since the Harness was made, in
@@ -117,7 +121,8 @@ type Harness interface {
 	// InvalidConfigs returns configurations that are invalid for reasons of the connector's
 	// own fields (a malformed account id, a missing credential), each with the field that
 	// ValidateConfig and Send's INVALID_CONFIG error must both name. The suite adds the
-	// connector-neutral cases itself (not an object, bad JSON, a template without {{code}}). It
+	// connector-neutral cases itself (not an object, bad JSON, a template with neither
+	// {{code}} nor {{link}}). It
 	// may return none.
 	InvalidConfigs(t *testing.T) []InvalidConfig
 

@@ -47,6 +47,10 @@ const (
 	flawIgnoresLocale          flaw = "ignoresLocale"          // the first template of the usage type is used whatever the locale
 	flawConfigMissingAsInvalid flaw = "configMissingAsInvalid" // an empty config is INVALID_CONFIG, not CONFIG_MISSING
 	flawDeliversStalled        flaw = "deliversStalled"        // the harness delivers a stalled request on release
+	flawRejectsLinkTemplates   flaw = "rejectsLinkTemplates"   // templates with {{link}} and no {{code}} fail validation
+	flawDropsLink              flaw = "dropsLink"              // {{link}} renders empty
+	flawIgnoresPreferences     flaw = "ignoresPreferences"     // Payload.Locales is not tried after Payload.Locale
+	flawSendsWithoutValue      flaw = "sendsWithoutValue"      // a template that carries neither the code nor the link is sent
 )
 
 // maxBody is the reference connector's body limit, the suite's default.
@@ -98,8 +102,12 @@ func (c *memConnector) parse(raw []byte) (*memConfig, []connector.Violation, err
 		if !t.UsageType.Valid() {
 			vs = append(vs, connector.Violation{Field: fmt.Sprintf("templates[%d].usageType", i), Description: "is not a known usage type"})
 		}
-		if !connector.HasCodePlaceholder(t.Content) && c.flaw != flawAcceptsMissingCode {
+		switch {
+		case c.flaw == flawAcceptsMissingCode:
+		case c.flaw == flawRejectsLinkTemplates && !connector.HasCodePlaceholder(t.Content):
 			vs = append(vs, connector.Violation{Field: fmt.Sprintf("templates[%d].content", i), Description: "does not contain {{code}}"})
+		case !connector.HasCodeOrLinkPlaceholder(t.Content):
+			vs = append(vs, connector.Violation{Field: fmt.Sprintf("templates[%d].content", i), Description: "contains neither {{code}} nor {{link}}"})
 		}
 	}
 	if len(vs) > 0 {
@@ -189,7 +197,16 @@ func (c *memConnector) send(ctx context.Context, msg *connector.Message) (*conne
 	if err != nil {
 		return nil, err
 	}
-	body := connector.Render(t.Content, msg.Payload)
+	if c.flaw != flawSendsWithoutValue {
+		if err := connector.CheckCarries(t, msg.Payload); err != nil {
+			return nil, err
+		}
+	}
+	p := msg.Payload
+	if c.flaw == flawDropsLink {
+		p.Link = ""
+	}
+	body := connector.Render(t.Content, p)
 	if c.flaw == flawReexpands {
 		body = connector.Render(body, msg.Payload)
 	}
@@ -247,7 +264,11 @@ func (c *memConnector) selectTemplate(ts []connector.Template, msg *connector.Me
 			}
 		}
 	}
-	return connector.SelectTemplate(ts, msg.UsageType, msg.Payload.Locale)
+	more := msg.Payload.Locales
+	if c.flaw == flawIgnoresPreferences {
+		more = nil
+	}
+	return connector.SelectTemplate(ts, msg.UsageType, msg.Payload.Locale, more...)
 }
 
 // exactOnly returns the templates of usage u.
@@ -392,11 +413,19 @@ func TestSuiteCatchesBrokenConnectors(t *testing.T) {
 		{flaw: flawValidateErrors, failing: "ValidateConfig/NotAnObject/array",
 			message: `ValidateConfig must answer a config that is not a JSON object (the config "[]") with violations, not fail`},
 		{flaw: flawAcceptsMissingCode, failing: "ValidateConfig/MissingCode/second_template",
-			message: "ValidateConfig must flag a template without {{code}}, it reports no violation for the config"},
+			message: "ValidateConfig must flag a template with neither {{code}} nor {{link}}, it reports no violation for the config"},
 		{flaw: flawReexpands, failing: "Rendering/code_that_looks_like_a_placeholder",
 			message: `must not expand placeholders inside the code (a rendered value is never rendered again); Send must deliver the body "{{locale}} en", delivered "en en"`},
 		{flaw: flawIgnoresLocale, failing: "TemplateSelection/Locale/exact",
-			message: `Send of a SignIn message for locale "fr" must use the template of exactly that locale, and must deliver the body "signin/fr 123456", delivered "signin 123456"`},
+			message: `Send of a SignIn message for locale "fr" and preferences [] must use the template of exactly that locale, and must deliver the body "signin/fr 123456", delivered "signin 123456"`},
+		{flaw: flawRejectsLinkTemplates, failing: "ValidateConfig/Valid/link_template",
+			message: `ValidateConfig must accept a valid config made by Harness.Config (link template: `},
+		{flaw: flawDropsLink, failing: "Rendering/link_only",
+			message: `must deliver the link of a link-only send in place of {{link}}; Send must deliver the body "Join Acme: https://example.com/invite?token=abc123", delivered "Join Acme: "`},
+		{flaw: flawIgnoresPreferences, failing: "TemplateSelection/Locale/preference_list",
+			message: `must try the preference list (Payload.Locales, ui_locales), and must deliver the body "signin/pt-BR 123456", delivered "signin 123456"`},
+		{flaw: flawSendsWithoutValue, failing: "Errors/TemplateLacksValue/link-only_send,_code_template",
+			message: `must fail with reason INVALID_REQUEST, got success`},
 		{flaw: flawDeliversStalled, failing: "Context/StalledCancel",
 			message: "2 were delivered since the stall (if one is the request Staller.Stall held, the Harness broke its rule: a stalled request is never delivered, even after release)"},
 		{flaw: flawConfigMissingAsInvalid, failing: "Errors/ConfigMissing/empty",

@@ -55,7 +55,7 @@ func testMetadata(t *testing.T, newHarness HarnessMaker) {
 
 // testValidateConfig checks that ValidateConfig accepts valid configurations, reports every
 // invalid one as violations with field paths (never as a Go error or a panic), and flags
-// templates without {{code}}.
+// templates with neither {{code}} nor {{link}}.
 func testValidateConfig(t *testing.T, newHarness HarnessMaker) {
 	t.Run("Valid", func(t *testing.T) {
 		cases := []struct {
@@ -65,6 +65,11 @@ func testValidateConfig(t *testing.T, newHarness HarnessMaker) {
 			{"generic and signin", baseTemplates()},
 			{"generic only", []connector.Template{tpl(connector.UsageGeneric, "Your code is {{code}}")}},
 			{"code placeholder with spaces", []connector.Template{tpl(connector.UsageGeneric, "Your code is {{ code }}")}},
+			{"link template", []connector.Template{
+				tpl(connector.UsageGeneric, "Your code is {{code}}"),
+				tpl(connector.UsageOrganizationInvitation, "Join the organization: {{ link }}"),
+			}},
+			{"code and link in one template", []connector.Template{tpl(connector.UsageGeneric, "Open {{link}} or enter {{code}}")}},
 			{"localised templates", localeTemplates()},
 		}
 		for _, tc := range cases {
@@ -135,20 +140,21 @@ func testValidateConfig(t *testing.T, newHarness HarnessMaker) {
 			t.Run(tc.name, func(t *testing.T) {
 				e := setup(t, newHarness)
 				cfg := e.h.Config(t, tc.templates)
-				vs := e.validate(t, cfg, "a template without {{code}}")
+				vs := e.validate(t, cfg, "a template with neither {{code}} nor {{link}}")
 				report(t, contract.MissingCode(fmt.Sprintf("%s (%s)", show(cfg), tc.name), vs, ""))
 			})
 		}
 	})
 }
 
-// missingCodeCase is a template list one of whose templates lacks {{code}}.
+// missingCodeCase is a template list one of whose templates has neither {{code}} nor {{link}}.
 type missingCodeCase struct {
 	name      string
 	templates []connector.Template
 }
 
-// missingCodeCases are the template lists ValidateConfig must flag for lacking {{code}}.
+// missingCodeCases are the template lists ValidateConfig must flag for a template with neither
+// {{code}} nor {{link}}.
 func missingCodeCases() []missingCodeCase {
 	return []missingCodeCase{
 		{"only template", []connector.Template{tpl(connector.UsageGeneric, "Your code is ready")}},
@@ -158,6 +164,7 @@ func missingCodeCases() []missingCodeCase {
 		}},
 		{"misspelled placeholder", []connector.Template{tpl(connector.UsageGeneric, "Your code is {{ codes }}")}},
 		{"single braces", []connector.Template{tpl(connector.UsageGeneric, "Your code is {code}")}},
+		{"misspelled link", []connector.Template{tpl(connector.UsageGeneric, "Join: {{ links }} {{invitation.link}}")}},
 	}
 }
 
@@ -230,29 +237,41 @@ func testTemplateSelection(t *testing.T, newHarness HarnessMaker) {
 			name   string
 			usage  connector.UsageType
 			locale string
+			more   []string // Payload.Locales (ui_locales)
 			want   string
 			rule   string
 		}{
-			{"none", connector.UsageSignIn, "", "signin", "with no locale must use the template without a locale"},
-			{"exact", connector.UsageSignIn, "fr", "signin/fr", "must use the template of exactly that locale"},
-			{"exact ignoring case", connector.UsageSignIn, "PT-br", "signin/pt-BR", "must match locale tags case-insensitively"},
-			{"region falls back to language", connector.UsageSignIn, "fr-CA", "signin/fr", "must fall back to a template of the same language"},
-			{"language matches a regional template", connector.UsageSignIn, "pt", "signin/pt-BR", "must fall back to a template of the same language"},
-			{"unknown locale", connector.UsageSignIn, "de", "signin", "with no template of that language must use the template without a locale"},
-			{"locale before usage type", connector.UsageSignIn, "es", "generic/es", "must prefer a Generic template in that locale over its own usage type's template without a locale"},
-			{"generic fallback with locale", connector.UsageRegister, "fr-FR", "generic/fr", "without its own template must use the Generic template of that language"},
+			{"none", connector.UsageSignIn, "", nil, "signin", "with no locale must use the template without a locale"},
+			{"exact", connector.UsageSignIn, "fr", nil, "signin/fr", "must use the template of exactly that locale"},
+			{"exact ignoring case", connector.UsageSignIn, "PT-br", nil, "signin/pt-BR", "must match locale tags case-insensitively"},
+			{"region falls back to language", connector.UsageSignIn, "fr-CA", nil, "signin/fr", "must fall back to a template of the same language"},
+			{"language matches a regional template", connector.UsageSignIn, "pt", nil, "signin/pt-BR", "must fall back to a template of the same language"},
+			{"unknown locale", connector.UsageSignIn, "de", nil, "signin", "with no template of that language must use the template without a locale"},
+			{"locale before usage type", connector.UsageSignIn, "es", nil, "generic/es", "must prefer a Generic template in that locale over its own usage type's template without a locale"},
+			{"generic fallback with locale", connector.UsageRegister, "fr-FR", nil, "generic/fr", "without its own template must use the Generic template of that language"},
+			{"preference list", connector.UsageSignIn, "de", []string{"pt-PT"}, "signin/pt-BR",
+				"with no template of the locale's language must try the preference list (Payload.Locales, ui_locales)"},
+			{"preference list in order", connector.UsageSignIn, "", []string{"ja", "es-MX", "fr"}, "generic/es",
+				"must take the first preference that has a template, its Generic one before a later preference's own"},
+			{"preference list exhausted", connector.UsageRegister, "ja", []string{"de", "ko"}, "generic",
+				"with no template in any preferred language must use the template without a locale"},
+			{"locale before the list", connector.UsageSignIn, "fr-CA", []string{"pt"}, "signin/fr",
+				"must try the locale before the preference list"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				e := setup(t, newHarness)
 				m := message(e.h.Config(t, localeTemplates()), tc.usage)
-				m.Payload.Locale = tc.locale
-				e.expectBody(t, fmt.Sprintf("Send of a %s message for locale %q %s, and", tc.usage, tc.locale, tc.rule),
+				m.Payload.Locale, m.Payload.Locales = tc.locale, tc.more
+				e.expectBody(t, fmt.Sprintf("Send of a %s message for locale %q and preferences %q %s, and", tc.usage, tc.locale, tc.more, tc.rule),
 					m, tc.want+" "+code)
 			})
 		}
 	})
 }
+
+// link is the link the suite sends in a link-only or code-and-link message.
+const link = "https://example.com/invite?token=abc123"
 
 // testRendering checks placeholder rendering through what is delivered. Every case uses one
 // Generic template and a Generic message, so that a broken fallback does not show here.
@@ -285,6 +304,14 @@ func testRendering(t *testing.T, newHarness HarnessMaker) {
 			"424242 {{code}}", "must not expand placeholders inside a variable's value"},
 		{"non-ASCII text", "Ihr Code: {{code}} – gültig 10 Minuten", connector.Payload{Code: "424242"},
 			"Ihr Code: 424242 – gültig 10 Minuten", "must keep non-ASCII text as is"},
+		{"link only", "Join Acme: {{ link }}", connector.Payload{Link: link},
+			"Join Acme: " + link, "must deliver the link of a link-only send in place of {{link}}"},
+		{"code and link", "{{link}} or enter {{code}}", connector.Payload{Code: "424242", Link: link},
+			link + " or enter 424242", "must replace {{link}} and {{code}} both"},
+		{"link only, template with both", "{{link}} or enter {{code}}", connector.Payload{Link: link},
+			link + " or enter ", "must render {{code}} as empty text in a link-only send of a template that also has {{link}}"},
+		{"link is not a variable", "{{link}}", connector.Payload{Link: link, Variables: map[string]any{"link": "https://evil.example"}},
+			link, "must take {{link}} from the payload's link, never from a variable named link"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -313,7 +340,8 @@ func limitSource(h Harness) string {
 }
 
 // testErrors checks the reasons of the standard failures: CONFIG_MISSING, INVALID_CONFIG with
-// violations, MESSAGE_TOO_LONG, each a *connector.Error, and nothing delivered.
+// violations, INVALID_REQUEST for a template that cannot carry what the payload has,
+// MESSAGE_TOO_LONG, each a *connector.Error, and nothing delivered.
 func testErrors(t *testing.T, newHarness HarnessMaker) {
 	t.Run("ConfigMissing", func(t *testing.T) {
 		for _, tc := range []struct {
@@ -360,6 +388,30 @@ func testErrors(t *testing.T, newHarness HarnessMaker) {
 				ce := e.expectFailure(t, t.Context(), rule, message(cfg, connector.UsageGeneric), connector.ReasonInvalidConfig)
 				if tc.field != "" && !slices.ContainsFunc(ce.Violations, func(v connector.Violation) bool { return v.Field == tc.field }) {
 					t.Errorf("conformance: %s must fail with INVALID_CONFIG whose Violations name the field %q, got %s",
+						rule, tc.field, contract.ShowViolations(ce.Violations))
+				}
+			})
+		}
+	})
+
+	t.Run("TemplateLacksValue", func(t *testing.T) {
+		cases := []struct {
+			name, content string
+			payload       connector.Payload
+			field         string
+		}{
+			{"link-only send, code template", "Your code is {{code}}", connector.Payload{Link: link}, "payload.code"},
+			{"code-only send, link template", "Join: {{link}}", connector.Payload{Code: code}, "payload.link"},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				e := setup(t, newHarness)
+				m := message(e.h.Config(t, []connector.Template{tpl(connector.UsageGeneric, tc.content)}), connector.UsageGeneric)
+				m.Payload = tc.payload
+				rule := fmt.Sprintf("Send whose template %q would carry neither the code nor the link of the payload %+v (connector.CheckCarries)", tc.content, tc.payload)
+				ce := e.expectFailure(t, t.Context(), rule, m, connector.ReasonInvalidRequest)
+				if !slices.ContainsFunc(ce.Violations, func(v connector.Violation) bool { return v.Field == tc.field }) {
+					t.Errorf("conformance: %s must fail with INVALID_REQUEST whose Violations name the field %q, got %s",
 						rule, tc.field, contract.ShowViolations(ce.Violations))
 				}
 			})

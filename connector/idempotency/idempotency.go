@@ -376,7 +376,8 @@ func scopedKey(msg *connector.Message) [sha256.Size]byte {
 	return k
 }
 
-// fingerprint identifies what msg asks for: recipient, usage type and payload.
+// fingerprint identifies what msg asks for: recipient, usage type and payload (code, locale,
+// variables, link, preference list of locales).
 func fingerprint(msg *connector.Message) [sha256.Size]byte {
 	to := msg.To
 	if n, err := connector.NormalizePhone(to); err == nil {
@@ -389,6 +390,19 @@ func fingerprint(msg *connector.Message) [sha256.Size]byte {
 	h := sha256.New()
 	for _, field := range [][]byte{[]byte(to), []byte(msg.UsageType), []byte(msg.Payload.Code), []byte(msg.Payload.Locale), vars} {
 		writeField(h, field)
+	}
+	// The link and the preference list, each after a label, and only when present: a message
+	// without them keeps the fingerprint it has always had, so a shared store's claims match
+	// across a rolling upgrade.
+	if msg.Payload.Link != "" {
+		writeField(h, []byte("link"))
+		writeField(h, []byte(msg.Payload.Link))
+	}
+	if len(msg.Payload.Locales) > 0 {
+		writeField(h, []byte("ui_locales"))
+		for _, l := range msg.Payload.Locales {
+			writeField(h, []byte(l))
+		}
 	}
 	var k [sha256.Size]byte
 	h.Sum(k[:0])

@@ -145,6 +145,9 @@ func TestScopeAndConflicts(t *testing.T) {
 			m.Payload.Variables = map[string]any{"app": map[string]any{"name": "Evil"}}
 		}, true, false},
 		{"variables dropped", func(m *connector.Message) { m.Payload.Variables = nil }, true, false},
+		{"a link added", func(m *connector.Message) { m.Payload.Link = "https://example.com/i" }, true, false},
+		{"a preference list added", func(m *connector.Message) { m.Payload.Locales = []string{"fr"} }, true, false},
+		{"a locale moved into the list", func(m *connector.Message) { m.Payload.Locale, m.Payload.Locales = "", []string{"en"} }, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

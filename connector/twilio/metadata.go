@@ -131,7 +131,7 @@ func formItems() []connector.FormItem {
 		{
 			Key: "templates", Label: "Templates", Type: connector.FormItemJSON, Required: true,
 			Default:     templatesJSON(),
-			Description: "A list of {usageType, content, locale?}. {{code}} is replaced by the code. A Generic template is required: it is used for any usage type without its own. Add locale (a BCP 47 tag such as fr or pt-BR) to localise.",
+			Description: "A list of {usageType, content, locale?}. {{code}} is replaced by the code, {{link}} by the link (organization invitations); each template needs one of them. A Generic template is required: it is used for any usage type without its own. Add locale (a BCP 47 tag such as fr or pt-BR) to localise.",
 		},
 	}
 }

@@ -158,7 +158,8 @@ const (
 	RuleConfigTemplate = "ValidateConfig/ConfigTemplate"
 	// RuleEmptyObject: ValidateConfig rejects {} with violations naming fields (Rejected).
 	RuleEmptyObject = "ValidateConfig/EmptyObject"
-	// RuleMissingCode: ValidateConfig flags a template without {{code}} at its path (MissingCode).
+	// RuleMissingCode: ValidateConfig flags a template with neither {{code}} nor {{link}} at its
+	// path (MissingCode).
 	RuleMissingCode = "ValidateConfig/MissingCode"
 )
 
@@ -189,19 +190,19 @@ func Rejected(what string, vs []connector.Violation, field string, named bool) P
 }
 
 // MissingCode checks ValidateConfig's violations vs for what, a configuration with a template
-// that lacks {{code}}: at least one violation, and the template named by its field path, which
+// that has neither {{code}} nor {{link}}: at least one violation, and the template named by its field path, which
 // is under the path under when under is not "" ("templates" gives "templates[0].content").
 func MissingCode(what string, vs []connector.Violation, under string) Problems {
 	var p Problems
 	if len(vs) == 0 {
-		p.Addf("ValidateConfig must flag a template without {{code}}, it reports no violation for %s", what)
+		p.Addf("ValidateConfig must flag a template with neither {{code}} nor {{link}}, it reports no violation for %s", what)
 		return p
 	}
 	atPath := func(v connector.Violation) bool {
 		return v.Field != "" && (under == "" || UnderPath(v.Field, under))
 	}
 	if !slices.ContainsFunc(vs, atPath) {
-		p.Addf("ValidateConfig must report a template without {{code}} with the field path of the template (\"templates[0].content\"); for %s it reports %s",
+		p.Addf("ValidateConfig must report a template with neither {{code}} nor {{link}} with the field path of the template (\"templates[0].content\"); for %s it reports %s",
 			what, ShowViolations(vs))
 	}
 	return append(p, descriptions(what, vs)...)

@@ -130,7 +130,7 @@ func MessageFromRequest(req *smsv1.SendMessageRequest) (*connector.Message, erro
 		ClientIP:       req.GetClientIp(),
 	}
 	if p := req.GetPayload(); p != nil {
-		msg.Payload = connector.Payload{Code: p.GetCode(), Locale: p.GetLocale()}
+		msg.Payload = connector.Payload{Code: p.GetCode(), Locale: p.GetLocale(), Link: p.GetLink(), Locales: p.GetUiLocales()}
 		if v := p.GetVariables(); v != nil {
 			msg.Payload.Variables = v.AsMap()
 		}
@@ -145,7 +145,7 @@ func MessageFromRequest(req *smsv1.SendMessageRequest) (*connector.Message, erro
 		vs := slices.Clone(ce.Violations)
 		for i, v := range vs {
 			if v.Field == "payload.code" {
-				vs[i] = connector.Violation{Field: "payload", Description: "is required: payload.code must be set"}
+				vs[i] = connector.Violation{Field: "payload", Description: "is required: payload.code or payload.link must be set"}
 			}
 		}
 		return nil, connector.ViolationsError(ce.Reason, connector.RequestSubject, vs)
@@ -200,7 +200,7 @@ func RequestFromMessage(msg *connector.Message) (*smsv1.SendMessageRequest, erro
 	}
 	req := &smsv1.SendMessageRequest{
 		To:             msg.To,
-		Payload:        &smsv1.Payload{Code: msg.Payload.Code, Locale: msg.Payload.Locale},
+		Payload:        &smsv1.Payload{Code: msg.Payload.Code, Locale: msg.Payload.Locale, Link: msg.Payload.Link, UiLocales: msg.Payload.Locales},
 		IdempotencyKey: msg.IdempotencyKey,
 		ClientIp:       msg.ClientIP,
 	}

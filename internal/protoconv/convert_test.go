@@ -142,34 +142,81 @@ func TestErrorFromStatusWithoutErrorInfo(t *testing.T) {
 }
 
 func TestMessageRoundTrip(t *testing.T) {
-	in := &connector.Message{
-		To: "+15005550006", UsageType: connector.UsageMfaVerification,
-		Payload: connector.Payload{Code: "123456", Locale: "fr-CA", Variables: map[string]any{
+	payloads := map[string]connector.Payload{
+		"code, locales, variables": {Code: "123456", Locale: "fr-CA", Locales: []string{"fr", "en-GB"}, Variables: map[string]any{
 			"application": map[string]any{"name": "Acme"}, "n": 3.0, "ok": true,
 		}},
-		Config:         json.RawMessage(`{"templates":[{"usageType":"Generic","content":"{{code}}"}]}`),
-		IdempotencyKey: "idem-1", ClientIP: "2001:db8::1",
+		"link only":     {Link: "https://example.com/invite?token=abc", Locales: []string{"de"}},
+		"code and link": {Code: "42", Link: "https://example.com/i"},
 	}
-	req, err := RequestFromMessage(in)
-	if err != nil {
-		t.Fatal(err)
+	for name, p := range payloads {
+		t.Run(name, func(t *testing.T) {
+			in := &connector.Message{
+				To: "+15005550006", UsageType: connector.UsageMfaVerification, Payload: p,
+				Config:         json.RawMessage(`{"templates":[{"usageType":"Generic","content":"{{code}}"}]}`),
+				IdempotencyKey: "idem-1", ClientIP: "2001:db8::1",
+			}
+			req, err := RequestFromMessage(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.GetPayload().GetLink() != p.Link || !reflect.DeepEqual(req.GetPayload().GetUiLocales(), p.Locales) {
+				t.Errorf("request payload link %q, ui_locales %q; want %q, %q", req.GetPayload().GetLink(), req.GetPayload().GetUiLocales(), p.Link, p.Locales)
+			}
+			out, err := MessageFromRequest(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := StructToJSON(req.GetConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out.Config = cfg
+			var a, b any
+			if json.Unmarshal(in.Config, &a) != nil || json.Unmarshal(out.Config, &b) != nil || !reflect.DeepEqual(a, b) {
+				t.Errorf("config = %s, want %s", out.Config, in.Config)
+			}
+			out.Config, in.Config = nil, nil
+			if !reflect.DeepEqual(out, in) {
+				t.Errorf("round trip = %+v\nwant         %+v", out, in)
+			}
+		})
 	}
-	out, err := MessageFromRequest(req)
-	if err != nil {
-		t.Fatal(err)
+}
+
+// TestMessageFromRequestPayloadFields checks that the payload's problems come back under their
+// proto field names, and that a request without a payload is told it needs a code or a link.
+func TestMessageFromRequestPayloadFields(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload *smsv1.Payload
+		fields  []string
+	}{
+		{"no payload", nil, []string{"payload"}},
+		{"empty payload", &smsv1.Payload{}, []string{"payload.code"}},
+		{"link over http", &smsv1.Payload{Link: "http://example.com/i"}, []string{"payload.link"}},
+		{"bad preference entries", &smsv1.Payload{Code: "1", UiLocales: []string{"fr", "", "{{x}}"}}, []string{"payload.ui_locales[1]", "payload.ui_locales[2]"}},
 	}
-	cfg, err := StructToJSON(req.GetConfig())
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := MessageFromRequest(&smsv1.SendMessageRequest{To: "+15005550006", UsageType: smsv1.UsageType_USAGE_TYPE_SIGN_IN, Payload: tt.payload})
+			var ce *connector.Error
+			if !errors.As(err, &ce) || ce.Reason != connector.ReasonInvalidRequest {
+				t.Fatalf("err = %v, want INVALID_REQUEST", err)
+			}
+			var got []string
+			for _, v := range ce.Violations {
+				got = append(got, v.Field)
+			}
+			if !reflect.DeepEqual(got, tt.fields) {
+				t.Errorf("fields %q, want %q", got, tt.fields)
+			}
+		})
 	}
-	out.Config = cfg
-	var a, b any
-	if json.Unmarshal(in.Config, &a) != nil || json.Unmarshal(out.Config, &b) != nil || !reflect.DeepEqual(a, b) {
-		t.Errorf("config = %s, want %s", out.Config, in.Config)
-	}
-	out.Config, in.Config = nil, nil
-	if !reflect.DeepEqual(out, in) {
-		t.Errorf("round trip = %+v\nwant         %+v", out, in)
+	msg, err := MessageFromRequest(&smsv1.SendMessageRequest{To: "+15005550006", UsageType: smsv1.UsageType_USAGE_TYPE_ORGANIZATION_INVITATION,
+		Payload: &smsv1.Payload{Link: "https://example.com/i", UiLocales: []string{"fr-CA"}}})
+	if err != nil || msg.Payload.Link != "https://example.com/i" || !reflect.DeepEqual(msg.Payload.Locales, []string{"fr-CA"}) {
+		t.Errorf("link-only request: %+v, %v", msg, err)
 	}
 }
 

@@ -165,6 +165,51 @@ for (const mode of MODES) {
       assert.deepEqual(st.badRequest.fieldViolations.map((v) => v.field), ['config_json.accountSID']);
     });
 
+    it("SendMessage carries Logto's link and uiLocales: a link-only invitation in a later preference's language", async () => {
+      const config = {
+        accountSID: 'AC00000000000000000000000000000000', authToken: '0123456789abcdef0123456789abcdef',
+        from: '+15005550006',
+        templates: [
+          { usageType: 'Generic', content: 'Your code is {{code}}' },
+          { usageType: 'OrganizationInvitation', content: 'Join Acme: {{link}}' },
+          { usageType: 'OrganizationInvitation', locale: 'fr', content: 'Rejoindre Acme : {{link}}' },
+        ],
+      };
+      const link = 'https://example.com/invite?token=abc123';
+      const res = await conn.sendMessage({
+        to: '+15005550006', usage_type: 'USAGE_TYPE_ORGANIZATION_INVITATION',
+        payload: { link, locale: 'ja', ui_locales: ['ko', 'fr-CA'] }, config_json: JSON.stringify(config),
+      });
+      assert.match(res.message_id, /^SM[0-9a-f]{32}$/);
+      const deadline = Date.now() + 5000;
+      let line;
+      while (!(line = stderr.split('\n').find((l) => l.includes(res.message_id))) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(line, `the sandbox logged message ${res.message_id}`);
+      assert.equal(JSON.parse(line).body, `Rejoindre Acme : ${link}`);
+
+      // A code-only send of the {{link}} template would carry nothing: refused, naming payload.link.
+      let err = await rejection(conn.sendMessage({
+        to: '+15005550006', usage_type: 'USAGE_TYPE_ORGANIZATION_INVITATION',
+        payload: { code: '123456' }, config_json: JSON.stringify(config),
+      }));
+      assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
+      let st = errorInfo(err);
+      assert.equal(st.errorInfo.reason, 'INVALID_REQUEST');
+      assert.deepEqual(st.badRequest.fieldViolations.map((v) => v.field), ['payload.link']);
+
+      // A link that is not an absolute https URL, and a bad preference, are refused by field.
+      err = await rejection(conn.sendMessage({
+        to: '+15005550006', usage_type: 'USAGE_TYPE_ORGANIZATION_INVITATION',
+        payload: { link: 'http://example.com/invite', ui_locales: ['fr', '{{authToken}}'] }, config_json: JSON.stringify(config),
+      }));
+      assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
+      st = errorInfo(err);
+      assert.equal(st.errorInfo.reason, 'INVALID_REQUEST');
+      assert.deepEqual(st.badRequest.fieldViolations.map((v) => v.field), ['payload.link', 'payload.ui_locales[1]']);
+    });
+
     it('a Twilio refusal comes back as FAILED_PRECONDITION with ErrorInfo COUNTRY_NOT_PERMITTED', async () => {
       const err = await rejection(conn.sendMessage({
         to: '+15005550003', usage_type: 'USAGE_TYPE_SIGN_IN', payload: { code: '123456' },

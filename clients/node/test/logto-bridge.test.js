@@ -119,7 +119,6 @@ describe('Logto HTTP SMS connector -> sms-connector --http-listen', () => {
   });
 
   it('an OrganizationInvitation with a link arrives',
-    { todo: 'needs the code-or-link contract (helper N1) and a {{link}} OrganizationInvitation template in the sandbox config' },
     async () => {
       const c = await logto();
       const link = 'https://auth.example.com/invitation/abc123';

@@ -449,7 +449,8 @@ type SendMessageRequest struct {
 	To string `protobuf:"bytes,1,opt,name=to,proto3" json:"to,omitempty"`
 	// What the code is for; selects the template. Required (not USAGE_TYPE_UNSPECIFIED).
 	UsageType UsageType `protobuf:"varint,2,opt,name=usage_type,json=usageType,proto3,enum=connector.sms.v1.UsageType" json:"usage_type,omitempty"`
-	// The values the template is rendered with. Required: payload.code must be set.
+	// The values the template is rendered with. Required: payload.code or payload.link (or both)
+	// must be set.
 	Payload *Payload `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
 	// The connector's own configuration as a JSON object (for Twilio: a Logto Twilio connector
 	// config, see GetMetadata's config_schema). Empty or absent: the server's default
@@ -553,20 +554,44 @@ func (x *SendMessageRequest) GetConfigJson() string {
 	return ""
 }
 
-// Payload holds the values a template is rendered with.
+// Payload holds the values a template is rendered with. It mirrors Logto's message payload
+// (code, link, locale, uiLocales and free keys as variables).
+//
+// A message carries a code, a link, or both: at least one of code and link is required
+// (INVALID_REQUEST naming payload.code otherwise). The selected template must be able to carry
+// what is sent: a template with {{code}} and no {{link}} needs code, one with {{link}} and no
+// {{code}} needs link (else INVALID_REQUEST naming the missing field, nothing sent); a template
+// with both renders the missing one empty.
 type Payload struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The verification code: replaces {{code}}. Required; at most 64 characters, printable
-	// ones only (no control or formatting characters, no line breaks).
+	// The verification code: replaces {{code}}. Required unless link is set; at most 64
+	// characters, printable ones only (no control or formatting characters, no line breaks).
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	// The end user's BCP 47 language tag ("fr-CA"): picks the template written for that locale,
-	// else for its language ("fr"), else the one without a locale. Replaces {{locale}}. At most
-	// 35 characters: letters, digits, "-" and "_".
+	// The end user's BCP 47 language tag ("fr-CA"), the first choice of template language: the
+	// template of the usage type in that locale, else in its language ("fr"); then the Generic
+	// template likewise; then each of ui_locales the same way; then the usage type's template
+	// without a locale, then Generic's. Replaces {{locale}}. Optional; at most 35 characters:
+	// letters, digits, "-" and "_" ("_" is read as "-"). A tag that names no known language
+	// selects no localised template and is not an error.
 	Locale string `protobuf:"bytes,2,opt,name=locale,proto3" json:"locale,omitempty"`
 	// Further values, addressed by dotted path: {"application": {"name": "Acme"}} fills
 	// {{application.name}}. A placeholder with no value renders empty. At most 8 KiB as JSON,
-	// each string (key or value) at most 1 KiB, nested at most 8 levels deep.
-	Variables     *structpb.Struct `protobuf:"bytes,3,opt,name=variables,proto3" json:"variables,omitempty"`
+	// each string (key or value) at most 1 KiB, nested at most 8 levels deep. {{code}},
+	// {{link}} and {{locale}} always come from the fields above, never from here.
+	Variables *structpb.Struct `protobuf:"bytes,3,opt,name=variables,proto3" json:"variables,omitempty"`
+	// A URL the message carries, replacing {{link}}: an organization invitation's link (Logto's
+	// payload.link), which is sent instead of, or beside, a code. Required unless code is set.
+	// An absolute https URL with a host ("https://example.com/invite?token=..."): no other
+	// scheme, no user name or password before the host, no spaces (percent-encode them), no
+	// control or formatting characters, at most 2048 bytes; anything else is INVALID_REQUEST
+	// naming payload.link.
+	Link string `protobuf:"bytes,4,opt,name=link,proto3" json:"link,omitempty"`
+	// The end user's further BCP 47 language tags in preference order, tried after locale when
+	// the template is selected (see locale): Logto's uiLocales, the OIDC ui_locales of the
+	// sign-in, with one tag per entry (Logto sends them space-separated: split them). Optional;
+	// at most 16 entries, each non-empty and held to locale's rules; a bad entry is
+	// INVALID_REQUEST naming payload.ui_locales[i]. Not a template placeholder.
+	UiLocales     []string `protobuf:"bytes,5,rep,name=ui_locales,json=uiLocales,proto3" json:"ui_locales,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -618,6 +643,20 @@ func (x *Payload) GetLocale() string {
 func (x *Payload) GetVariables() *structpb.Struct {
 	if x != nil {
 		return x.Variables
+	}
+	return nil
+}
+
+func (x *Payload) GetLink() string {
+	if x != nil {
+		return x.Link
+	}
+	return ""
+}
+
+func (x *Payload) GetUiLocales() []string {
+	if x != nil {
+		return x.UiLocales
 	}
 	return nil
 }
@@ -1268,11 +1307,14 @@ const file_connector_sms_v1_connector_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\x12\x1b\n" +
 	"\tclient_ip\x18\x06 \x01(\tR\bclientIp\x12\x1f\n" +
 	"\vconfig_json\x18\a \x01(\tR\n" +
-	"configJson\"l\n" +
+	"configJson\"\x9f\x01\n" +
 	"\aPayload\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x16\n" +
 	"\x06locale\x18\x02 \x01(\tR\x06locale\x125\n" +
-	"\tvariables\x18\x03 \x01(\v2\x17.google.protobuf.StructR\tvariables\"\xeb\x01\n" +
+	"\tvariables\x18\x03 \x01(\v2\x17.google.protobuf.StructR\tvariables\x12\x12\n" +
+	"\x04link\x18\x04 \x01(\tR\x04link\x12\x1d\n" +
+	"\n" +
+	"ui_locales\x18\x05 \x03(\tR\tuiLocales\"\xeb\x01\n" +
 	"\x13SendMessageResponse\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x16\n" +
