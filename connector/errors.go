@@ -83,6 +83,11 @@ const (
 	// ReasonStoreUnavailable means the shared store (Redis) of the guard or idempotency could not be
 	// reached (SDK only).
 	ReasonStoreUnavailable Reason = "STORE_UNAVAILABLE"
+	// ReasonNotSupported means the connector cannot do what was asked, such as telling a
+	// message's delivery status; retrying does not help.
+	ReasonNotSupported Reason = "NOT_SUPPORTED"
+	// ReasonMessageNotFound means no message with the given id is known to the vendor.
+	ReasonMessageNotFound Reason = "MESSAGE_NOT_FOUND"
 )
 
 // Error is the one error type connectors return. Its Message is safe to show an operator and

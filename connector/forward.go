@@ -18,6 +18,12 @@ func (f Forward) ValidateConfig(ctx context.Context, config json.RawMessage) ([]
 	return f.Next.ValidateConfig(ctx, config)
 }
 
+// MessageStatus returns Next's answer, or NOT_SUPPORTED when Next cannot tell (see
+// ReadStatus), so that a wrapper never hides a vendor's delivery status.
+func (f Forward) MessageStatus(ctx context.Context, messageID string, config json.RawMessage) (*MessageStatus, error) {
+	return ReadStatus(ctx, f.Next, messageID, config)
+}
+
 // Metadata returns Next's answer.
 func (f Forward) Metadata(ctx context.Context) (*Metadata, error) {
 	return f.Next.Metadata(ctx)

@@ -43,6 +43,8 @@ var wantCode = []struct {
 	{connector.ReasonProviderUnavailable, codes.Unavailable},
 	{connector.ReasonProviderOutcomeUnknown, codes.Unavailable},
 	{connector.ReasonStoreUnavailable, codes.Unavailable},
+	{connector.ReasonNotSupported, codes.Unimplemented},
+	{connector.ReasonMessageNotFound, codes.NotFound},
 	{connector.ReasonProviderTimeout, codes.DeadlineExceeded},
 	{connector.ReasonCancelled, codes.Canceled},
 	{connector.ReasonUnauthenticated, codes.Unauthenticated},

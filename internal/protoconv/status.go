@@ -58,6 +58,8 @@ var codeOf = map[connector.Reason]codes.Code{
 	connector.ReasonProviderUnavailable:    codes.Unavailable,
 	connector.ReasonProviderOutcomeUnknown: codes.Unavailable,
 	connector.ReasonStoreUnavailable:       codes.Unavailable,
+	connector.ReasonNotSupported:           codes.Unimplemented,
+	connector.ReasonMessageNotFound:        codes.NotFound,
 
 	connector.ReasonProviderTimeout: codes.DeadlineExceeded,
 

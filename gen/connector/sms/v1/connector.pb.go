@@ -279,6 +279,12 @@ const (
 	// (--store-unavailable refuse) is to refuse rather than send unchecked. Nothing was sent, so
 	// retrying after RetryInfo's delay is safe. UNAVAILABLE. Logto: general.
 	ErrorReason_ERROR_REASON_STORE_UNAVAILABLE ErrorReason = 26
+	// The connector cannot do what was asked (for example tell a message's delivery status).
+	// Retrying does not help. UNIMPLEMENTED. Logto: not_implemented.
+	ErrorReason_ERROR_REASON_NOT_SUPPORTED ErrorReason = 27
+	// No message with this id is known to the vendor (or to the status store). NOT_FOUND.
+	// Logto: general.
+	ErrorReason_ERROR_REASON_MESSAGE_NOT_FOUND ErrorReason = 28
 )
 
 // Enum value maps for ErrorReason.
@@ -311,6 +317,8 @@ var (
 		24: "ERROR_REASON_UNAUTHENTICATED",
 		25: "ERROR_REASON_OVERLOADED",
 		26: "ERROR_REASON_STORE_UNAVAILABLE",
+		27: "ERROR_REASON_NOT_SUPPORTED",
+		28: "ERROR_REASON_MESSAGE_NOT_FOUND",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                0,
@@ -340,6 +348,8 @@ var (
 		"ERROR_REASON_UNAUTHENTICATED":            24,
 		"ERROR_REASON_OVERLOADED":                 25,
 		"ERROR_REASON_STORE_UNAVAILABLE":          26,
+		"ERROR_REASON_NOT_SUPPORTED":              27,
+		"ERROR_REASON_MESSAGE_NOT_FOUND":          28,
 	}
 )
 
@@ -1387,7 +1397,7 @@ const file_connector_sms_v1_connector_proto_rawDesc = "" +
 	"\bEncoding\x12\x18\n" +
 	"\x14ENCODING_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rENCODING_GSM7\x10\x01\x12\x11\n" +
-	"\rENCODING_UCS2\x10\x02*\xdc\a\n" +
+	"\rENCODING_UCS2\x10\x02*\xa0\b\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12%\n" +
@@ -1416,7 +1426,9 @@ const file_connector_sms_v1_connector_proto_rawDesc = "" +
 	"\x15ERROR_REASON_INTERNAL\x10\x17\x12 \n" +
 	"\x1cERROR_REASON_UNAUTHENTICATED\x10\x18\x12\x1b\n" +
 	"\x17ERROR_REASON_OVERLOADED\x10\x19\x12\"\n" +
-	"\x1eERROR_REASON_STORE_UNAVAILABLE\x10\x1a*\xd4\x01\n" +
+	"\x1eERROR_REASON_STORE_UNAVAILABLE\x10\x1a\x12\x1e\n" +
+	"\x1aERROR_REASON_NOT_SUPPORTED\x10\x1b\x12\"\n" +
+	"\x1eERROR_REASON_MESSAGE_NOT_FOUND\x10\x1c*\xd4\x01\n" +
 	"\fFormItemType\x12\x1e\n" +
 	"\x1aFORM_ITEM_TYPE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13FORM_ITEM_TYPE_TEXT\x10\x01\x12\x19\n" +
