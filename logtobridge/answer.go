@@ -47,6 +47,8 @@ var httpStatusOf = map[codes.Code]int{
 	codes.DeadlineExceeded:   http.StatusGatewayTimeout,
 	codes.Canceled:           statusClientClosed,
 	codes.Internal:           http.StatusInternalServerError,
+	codes.NotFound:           http.StatusNotFound,
+	codes.Unimplemented:      http.StatusNotImplemented,
 }
 
 // httpStatusOfReason overrides httpStatusOf for the vendor's own failures: the vendor could

@@ -395,7 +395,7 @@ func TestHTTPStatusOfEveryReason(t *testing.T) {
 	want := map[codes.Code]int{
 		codes.InvalidArgument: 400, codes.Unauthenticated: 401, codes.FailedPrecondition: 412,
 		codes.ResourceExhausted: 429, codes.Unavailable: 503, codes.DeadlineExceeded: 504,
-		codes.Canceled: 499, codes.Internal: 500,
+		codes.Canceled: 499, codes.Internal: 500, codes.NotFound: 404, codes.Unimplemented: 501,
 	}
 	for n, name := range smsv1.ErrorReason_name {
 		if n == int32(smsv1.ErrorReason_ERROR_REASON_UNSPECIFIED) {
