@@ -17,25 +17,8 @@ import (
 
 	"github.com/sms-connector/sms-connector/connector"
 	"github.com/sms-connector/sms-connector/connector/console"
+	"github.com/sms-connector/sms-connector/internal/testutil"
 )
-
-// storeClock is a clock the bound tests move by hand.
-type storeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *storeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *storeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // lineCounter counts the lines the console connector writes: one per message sent. With fail
 // set, its writes fail and write nothing.
@@ -63,9 +46,9 @@ func (w *lineCounter) Sent() int {
 }
 
 // newBoundStore is a store with o and a fake clock around the console connector.
-func newBoundStore(tb testing.TB, o Options) (*Connector, *storeClock, *lineCounter) {
+func newBoundStore(tb testing.TB, o Options) (*Connector, *testutil.Clock, *lineCounter) {
 	tb.Helper()
-	clk := &storeClock{t: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}
+	clk := testutil.NewClock()
 	out := &lineCounter{}
 	o.Now = clk.Now
 	c, err := New(console.New(console.Options{Writer: out}), o)
