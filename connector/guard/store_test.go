@@ -208,7 +208,7 @@ func TestMemoryStoreObserve(t *testing.T) {
 			{0, "a", "", false, Tally{}, 0},
 			{0, "a", "m4", true, Tally{Outcomes: 4, Undelivered: 3, Counted: true, Tripped: true, CooldownLeft: 10 * m}, 0},
 			{0, "a", "", false, Tally{}, 10 * m},
-			{0, "b", "", false, Tally{}, 0}, // another key is not cooling down
+			{0, "b", "", false, Tally{}, 0},                                                  // another key is not cooling down
 			{m, "a", "m5", true, Tally{Outcomes: 4, Undelivered: 3, CooldownLeft: 9 * m}, 0}, // ignored while cooling
 			{0, "a", "", false, Tally{}, 9 * m},
 			{9 * m, "a", "", false, Tally{}, 0}, // the cool-down is over
