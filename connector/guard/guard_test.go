@@ -315,6 +315,17 @@ func (s *recordingStore) Reserve(ctx context.Context, ws []Window) (Reservation,
 	return s.MemoryStore.Reserve(ctx, ws)
 }
 
+func (s *recordingStore) Observe(ctx context.Context, o Outcome, rule FeedbackRule) ([]Tally, error) {
+	s.mu.Lock()
+	s.keys = append(s.keys, o.Keys...)
+	err := s.err
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return s.MemoryStore.Observe(ctx, o, rule)
+}
+
 func TestStoreKeysHoldNoNumbers(t *testing.T) {
 	s := &recordingStore{MemoryStore: NewMemoryStore(MemoryOptions{})}
 	g, _, _ := newGuard(t, Options{Policy: DefaultPolicy(), Store: s})
