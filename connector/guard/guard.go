@@ -12,7 +12,10 @@
 //   - a sliding-window limit per recipient, per client IP, per number range (the number
 //     without its last digits, which catches sequential-number pumping), or the global send
 //     budget, whose exhaustion trips a breaker that refuses every send for one window:
-//     RATE_LIMITED, with RetryAfter saying when a slot frees.
+//     RATE_LIMITED, with RetryAfter saying when a slot frees;
+//   - a number range (or, when the policy asks, a country) whose recent messages mostly came
+//     back undelivered, as ObserveDelivery is told by the delivery status feed, for a
+//     cool-down (Policy.DeliveryFeedback): RATE_LIMITED, with RetryAfter the rest of it.
 //
 // Refusals never carry the phone number. A send takes a slot of each of its windows before
 // the vendor is called and gives them back when the vendor's answer proves nothing was sent
@@ -64,6 +67,7 @@ type Guard struct {
 
 	failOpen     bool
 	onStoreError func(error)
+	onTrip       func(DeliveryTrip)
 
 	mu          sync.Mutex
 	breakerOpen time.Time // every send is refused until then, as last told by the store
@@ -95,6 +99,11 @@ type Options struct {
 	// OnStoreError, when set, is told of each failure of the Store (for a metric and a log
 	// line), before the Guard applies FailOpen. It must be safe for concurrent use.
 	OnStoreError func(error)
+	// OnTrip, when set, is told of each scope (a number range, a country) whose delivery
+	// feedback trips its cool-down, once per trip, for a metric
+	// (sms_connector_delivery_trips_total{scope}) and a log line; DeliveryTrip holds no phone
+	// number. It is called from ObserveDelivery and must be safe for concurrent use.
+	OnTrip func(DeliveryTrip)
 }
 
 // StoreRetryAfter is the RetryAfter of a send refused because the Store failed.
@@ -118,6 +127,7 @@ func New(next connector.SmsConnector, o Options) (*Guard, error) {
 		secret:       append([]byte(nil), o.KeySecret...),
 		failOpen:     o.FailOpen,
 		onStoreError: o.OnStoreError,
+		onTrip:       o.OnTrip,
 		allowRegions: map[string]bool{},
 		denyRegions:  map[string]bool{},
 		allowCodes:   map[int32]bool{},
@@ -343,6 +353,9 @@ func (g *Guard) breakerError(wait time.Duration) error {
 // refusal is the RATE_LIMITED error of a send the Store refused, a window of class full.
 func (g *Guard) refusal(class string, limit Limit, d *destination, ref Refusal) error {
 	wait := ref.RetryAfter
+	if class == classDeliveryRange || class == classDeliveryCountry {
+		return g.cooldownRefusal(class, d, wait)
+	}
 	if ref.Breaker {
 		g.noteBreaker(wait)
 		return g.breakerError(wait)
@@ -374,10 +387,15 @@ const (
 )
 
 // windows returns every window a send to to from clientIP counts against, with their classes
-// and limits, the global budget last (a Store reports the first full window, so a narrower
-// window's refusal wins over the budget's breaker).
-func (g *Guard) windows(to, clientIP string) (ws []Window, classes []string, limits []Limit) {
+// and limits: the delivery feedback's cool-downs first, the global budget last (a Store
+// reports the first full window, so a narrower window's refusal wins over the budget's
+// breaker).
+func (g *Guard) windows(to string, d *destination, clientIP string) (ws []Window, classes []string, limits []Limit) {
 	p := g.policy
+	if p.DeliveryFeedback.on() {
+		ws, classes = g.feedbackWindows(to, d)
+		limits = make([]Limit, len(ws))
+	}
 	add := func(class, id string, ls []Limit, breaker bool) {
 		if id == "" || len(ls) == 0 {
 			return
@@ -407,7 +425,7 @@ func (g *Guard) windows(to, clientIP string) (ws []Window, classes []string, lim
 // reserve takes a slot of every window of the send, or none. A failure of the Store refuses
 // the send with STORE_UNAVAILABLE, or, with FailOpen, returns a zero Reservation and no error.
 func (g *Guard) reserve(ctx context.Context, to string, d *destination, clientIP string) (Reservation, error) {
-	ws, classes, limits := g.windows(to, clientIP)
+	ws, classes, limits := g.windows(to, d, clientIP)
 	if len(ws) == 0 {
 		return Reservation{}, nil
 	}

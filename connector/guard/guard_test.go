@@ -315,14 +315,25 @@ func (s *recordingStore) Reserve(ctx context.Context, ws []Window) (Reservation,
 	return s.MemoryStore.Reserve(ctx, ws)
 }
 
+func (s *recordingStore) Observe(ctx context.Context, o Outcome, rule FeedbackRule) ([]Tally, error) {
+	s.mu.Lock()
+	s.keys = append(s.keys, o.Keys...)
+	err := s.err
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return s.MemoryStore.Observe(ctx, o, rule)
+}
+
 func TestStoreKeysHoldNoNumbers(t *testing.T) {
 	s := &recordingStore{MemoryStore: NewMemoryStore(MemoryOptions{})}
 	g, _, _ := newGuard(t, Options{Policy: DefaultPolicy(), Store: s})
 	if _, err := g.Send(context.Background(), msg(ukMobile, "198.51.100.77")); err != nil {
 		t.Fatal(err)
 	}
-	if len(s.keys) != 7 { // 2 recipient, 2 prefix, 2 IP, 1 global
-		t.Errorf("keys %q, want 7", s.keys)
+	if len(s.keys) != 8 { // 1 delivery cool-down of the range, 2 recipient, 2 prefix, 2 IP, 1 global
+		t.Errorf("keys %q, want 8", s.keys)
 	}
 	for _, k := range s.keys {
 		for _, secret := range []string{"447400", "7400123", "123456", "198.51", "100.77"} {

@@ -60,6 +60,10 @@ type Policy struct {
 	// disables it. When a send finds it spent, the breaker trips: every send is refused for one
 	// Window, and the budget is whole again when it closes.
 	Global Limit `json:"global"`
+	// DeliveryFeedback refuses, for a cool-down, SMS to number ranges (and, when asked, to
+	// countries) whose recent messages mostly came back undelivered, as Guard.ObserveDelivery
+	// is told.
+	DeliveryFeedback DeliveryFeedback `json:"deliveryFeedback"`
 }
 
 // Limit allows at most Max sends in any sliding Window. Its JSON form is
@@ -165,7 +169,9 @@ func (t NumberType) words() string {
 //   - per client IP 10 per minute and 50 per hour (raise them where many users share an
 //     address, such as carrier-grade NAT);
 //   - per number range (last 4 digits left out) 10 per hour and 50 per day;
-//   - a global budget of 1,000 sends per hour (set it to a few times your busiest hour).
+//   - a global budget of 1,000 sends per hour (set it to a few times your busiest hour);
+//   - delivery feedback per number range: a range with at least 20 outcomes in the last 24
+//     hours, more than 80% of them undelivered, is refused for an hour (DefaultDeliveryFeedback).
 func DefaultPolicy() Policy {
 	return Policy{
 		DenyCountries:        []string{"+870", "+881", "+882", "+883", "+979"},
@@ -177,6 +183,7 @@ func DefaultPolicy() Policy {
 		PrefixDigits:         4,
 		IPv6PrefixBits:       64,
 		Global:               Limit{1000, time.Hour},
+		DeliveryFeedback:     DefaultDeliveryFeedback(),
 	}
 }
 
@@ -245,6 +252,12 @@ func (p Policy) Validate() error {
 	}
 	if len(p.Prefix) > 0 && (p.PrefixDigits < 1 || p.PrefixDigits > 8) {
 		bad("prefixDigits: %d; must be 1 to 8 when prefix limits are set", p.PrefixDigits)
+	}
+	if p.DeliveryFeedback.PerRange && (p.PrefixDigits < 1 || p.PrefixDigits > 8) {
+		bad("prefixDigits: %d; must be 1 to 8 when deliveryFeedback.perRange is on", p.PrefixDigits)
+	}
+	for _, err := range p.DeliveryFeedback.validate() {
+		bad("deliveryFeedback.%w", err)
 	}
 	if len(p.ClientIP) > 0 && (p.IPv6PrefixBits < 1 || p.IPv6PrefixBits > 128) {
 		bad("ipv6PrefixBits: %d; must be 1 to 128 when client IP limits are set", p.IPv6PrefixBits)

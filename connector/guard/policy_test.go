@@ -25,6 +25,8 @@ func TestDefaultPolicy(t *testing.T) {
 		PrefixDigits:         4,
 		IPv6PrefixBits:       64,
 		Global:               Limit{1000, time.Hour},
+		DeliveryFeedback: DeliveryFeedback{PerRange: true, Window: 24 * time.Hour, MinOutcomes: 20,
+			MaxUndeliveredShare: 0.8, Cooldown: time.Hour},
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("DefaultPolicy() = %+v", p)
@@ -70,6 +72,19 @@ func TestParsePolicy(t *testing.T) {
 		{"two values", `{} {}`, nil, "more than one JSON value"},
 		{"not JSON", `recipient: 1`, nil, "invalid character"},
 		{"invalid after parsing", `{"prefixDigits": 0}`, nil, "prefixDigits: 0"},
+		{"delivery feedback field overrides its default", `{"deliveryFeedback": {"perCountry": true, "cooldown": "30m"}}`,
+			func(p Policy) bool {
+				want := DefaultDeliveryFeedback()
+				want.PerCountry, want.Cooldown = true, 30*time.Minute
+				return p.DeliveryFeedback == want
+			}, ""},
+		{"delivery feedback off", `{"deliveryFeedback": {"perRange": false}, "prefix": [], "prefixDigits": 0}`,
+			func(p Policy) bool { return !p.DeliveryFeedback.on() }, ""},
+		{"delivery feedback null", `{"deliveryFeedback": null}`, nil, `set "perRange" and "perCountry" to false`},
+		{"delivery feedback unknown field", `{"deliveryFeedback": {"minOutcome": 5}}`, nil, `unknown field "minOutcome"`},
+		{"delivery feedback window not a duration", `{"deliveryFeedback": {"window": "1 day"}}`, nil, `window "1 day"`},
+		{"delivery feedback cooldown not a duration", `{"deliveryFeedback": {"cooldown": 60}}`, nil, "deliveryFeedback"},
+		{"delivery feedback share as a percentage", `{"deliveryFeedback": {"maxUndeliveredShare": 80}}`, nil, "maxUndeliveredShare 80"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,11 +110,13 @@ func TestPolicyJSONRoundTrip(t *testing.T) {
 	p.AllowCountries = []string{"US", "+44"}
 	p.Recipient = nil
 	p.RefuseInvalidNumbers = false // not the default: an explicit false must survive
+	p.DeliveryFeedback.PerCountry, p.DeliveryFeedback.Window = true, 90*time.Minute
 	b, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), `"recipient":null`) || !strings.Contains(string(b), `{"max":1000,"window":"1h"}`) {
+	if !strings.Contains(string(b), `"recipient":null`) || !strings.Contains(string(b), `{"max":1000,"window":"1h"}`) ||
+		!strings.Contains(string(b), `"deliveryFeedback":{"perRange":true,"perCountry":true,"window":"1h30m","minOutcomes":20,"maxUndeliveredShare":0.8,"cooldown":"1h"}`) {
 		t.Errorf("JSON %s", b)
 	}
 	got, err := ParsePolicy(b)
@@ -140,7 +157,26 @@ func TestPolicyValidate(t *testing.T) {
 		{"global without window", func(p *Policy) { p.Global = Limit{Max: 10} }, []string{"global: window 0s"}},
 		{"global negative", func(p *Policy) { p.Global = Limit{Max: -1, Window: time.Hour} }, []string{"global: max -1"}},
 		{"prefix digits", func(p *Policy) { p.PrefixDigits = 9 }, []string{"prefixDigits: 9"}},
-		{"prefix digits unused", func(p *Policy) { p.PrefixDigits, p.Prefix = 0, nil }, nil},
+		{"prefix digits unused", func(p *Policy) { p.PrefixDigits, p.Prefix, p.DeliveryFeedback.PerRange = 0, nil, false }, nil},
+		{"prefix digits needed by delivery feedback", func(p *Policy) { p.PrefixDigits, p.Prefix = 0, nil },
+			[]string{"prefixDigits: 0; must be 1 to 8 when deliveryFeedback.perRange is on"}},
+		{"delivery feedback off ignores its numbers", func(p *Policy) {
+			p.DeliveryFeedback = DeliveryFeedback{MinOutcomes: -1, MaxUndeliveredShare: 7}
+		}, nil},
+		{"delivery feedback per country only", func(p *Policy) {
+			p.DeliveryFeedback.PerRange, p.DeliveryFeedback.PerCountry = false, true
+		}, nil},
+		{"delivery feedback zero window and cooldown", func(p *Policy) {
+			p.DeliveryFeedback.Window, p.DeliveryFeedback.Cooldown = 0, -time.Second
+		}, []string{"deliveryFeedback.window 0s", "deliveryFeedback.cooldown -1s"}},
+		{"delivery feedback huge window", func(p *Policy) { p.DeliveryFeedback.Window = 365 * 24 * time.Hour },
+			[]string{"deliveryFeedback.window"}},
+		{"delivery feedback min outcomes", func(p *Policy) { p.DeliveryFeedback.MinOutcomes = 0 }, []string{"deliveryFeedback.minOutcomes 0"}},
+		{"delivery feedback min outcomes over what a window keeps", func(p *Policy) { p.DeliveryFeedback.MinOutcomes = MaxOutcomesPerWindow + 1 },
+			[]string{"deliveryFeedback.minOutcomes 10001"}},
+		{"delivery feedback share 1", func(p *Policy) { p.DeliveryFeedback.MaxUndeliveredShare = 1 }, []string{"deliveryFeedback.maxUndeliveredShare 1"}},
+		{"delivery feedback share 0", func(p *Policy) { p.DeliveryFeedback.MaxUndeliveredShare = 0 }, []string{"maxUndeliveredShare 0"}},
+		{"delivery feedback share rounds to 1", func(p *Policy) { p.DeliveryFeedback.MaxUndeliveredShare = 0.9999999 }, []string{"maxUndeliveredShare"}},
 		{"ipv6 bits", func(p *Policy) { p.IPv6PrefixBits = 0 }, []string{"ipv6PrefixBits: 0"}},
 		{"every problem at once", func(p *Policy) {
 			p.AllowCountries = []string{"XX"}

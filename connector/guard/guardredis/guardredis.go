@@ -12,6 +12,13 @@
 // refused. Every key's TTL is reset to its window on each slot added, so nothing outlives its
 // window. Release removes the send's slot (ZREM) from each window.
 //
+// Delivery feedback keeps, per number range or country, two sorted sets of message ids
+// scored by server time: every outcome, and the undelivered ones; their TTL is the outcome
+// window, and the oldest go beyond guard.MaxOutcomesPerWindow. One Lua script records an
+// outcome in every scope (ZADD NX on the first set, so a replayed outcome counts once), and
+// when a scope's undelivered share passes the rule sets its cool-down key, which lives the
+// cool-down. Reserve checks the cool-down keys of a send's scopes in its one round trip.
+//
 // Keys are "{<prefix>:guard}:<guard key>": the guard's keys hold HMACs, never a phone number
 // or an address, and the hash tag puts every key of the guard in one Redis Cluster hash slot,
 // since every send touches the global budget. go-redis/redis_rate is not used: it is GCRA, a
@@ -80,40 +87,47 @@ func New(c redis.UniversalClient, o Options) (*Store, error) {
 // Key returns the Redis key of a guard key: for documentation and tests.
 func (s *Store) Key(guardKey string) string { return s.tag + guardKey }
 
-// reserveScript takes a slot of every window or none. KEYS: the windows, then the breaker
-// keys. ARGV[1]: the slot's member; ARGV[2]: the number of windows n; then for window i:
-// ARGV[3i] its max, ARGV[3i+1] its span in microseconds, ARGV[3i+2] the KEYS index of its
-// breaker (0: none). It returns {0, 0, 0} when granted, else {i, wait in microseconds,
-// breaker 0 or 1}.
+// reserveScript takes a slot of every window or none. KEYS: the windows (a cool-down window's
+// cool-down key), then the breaker keys. ARGV[1]: the slot's member; ARGV[2]: the number of
+// windows n; then for window i: ARGV[3i] its max, ARGV[3i+1] its span in microseconds,
+// ARGV[3i+2] the KEYS index of its breaker (0: none; -1: a cool-down window, which takes no
+// slot). It returns {0, 0, 0} when granted, else {i, wait in microseconds, breaker 0 or 1}.
 var reserveScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local n = tonumber(ARGV[2])
 for i = 1, n do
   local b = tonumber(ARGV[3*i+2])
-  if b > 0 then
+  if b < 0 then
+    local ttl = redis.call('PTTL', KEYS[i])
+    if ttl > 0 then return {i, ttl * 1000, 0} end
+  elseif b > 0 then
     local ttl = redis.call('PTTL', KEYS[b])
     if ttl > 0 then return {i, ttl * 1000, 1} end
   end
 end
 for i = 1, n do
-  local max = tonumber(ARGV[3*i])
-  local span = tonumber(ARGV[3*i+1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - span)
-  local count = redis.call('ZCARD', KEYS[i])
-  if count >= max then
-    local b = tonumber(ARGV[3*i+2])
-    if b > 0 then
-      redis.call('SET', KEYS[b], '1', 'PX', math.ceil(span / 1000))
-      return {i, span, 1}
+  if tonumber(ARGV[3*i+2]) >= 0 then
+    local max = tonumber(ARGV[3*i])
+    local span = tonumber(ARGV[3*i+1])
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - span)
+    local count = redis.call('ZCARD', KEYS[i])
+    if count >= max then
+      local b = tonumber(ARGV[3*i+2])
+      if b > 0 then
+        redis.call('SET', KEYS[b], '1', 'PX', math.ceil(span / 1000))
+        return {i, span, 1}
+      end
+      local oldest = redis.call('ZRANGE', KEYS[i], count - max, count - max, 'WITHSCORES')
+      return {i, tonumber(oldest[2]) + span - now, 0}
     end
-    local oldest = redis.call('ZRANGE', KEYS[i], count - max, count - max, 'WITHSCORES')
-    return {i, tonumber(oldest[2]) + span - now, 0}
   end
 end
 for i = 1, n do
-  redis.call('ZADD', KEYS[i], now, ARGV[1])
-  redis.call('PEXPIRE', KEYS[i], math.ceil(tonumber(ARGV[3*i+1]) / 1000))
+  if tonumber(ARGV[3*i+2]) >= 0 then
+    redis.call('ZADD', KEYS[i], now, ARGV[1])
+    redis.call('PEXPIRE', KEYS[i], math.ceil(tonumber(ARGV[3*i+1]) / 1000))
+  end
 end
 return {0, 0, 0}
 `)
@@ -132,6 +146,11 @@ func (s *Store) Reserve(ctx context.Context, ws []guard.Window) (guard.Reservati
 	}
 	args[0], args[1] = id, len(ws)
 	for i, w := range ws {
+		if w.Cooldown {
+			keys[i] = s.tag + "cooldown:" + w.Key
+			args = append(args, 0, 0, -1)
+			continue
+		}
 		if w.Max < 1 || w.Span < time.Millisecond {
 			return guard.Reservation{}, guard.Refusal{}, fmt.Errorf("guardredis: reserve %q: max %d must be positive and span %v at least 1ms", w.Key, w.Max, w.Span)
 		}
@@ -156,9 +175,11 @@ func (s *Store) Reserve(ctx context.Context, ws []guard.Window) (guard.Reservati
 		wait := max(time.Duration(res[1])*time.Microsecond, time.Microsecond)
 		return guard.Reservation{}, guard.Refusal{Window: int(res[0] - 1), Breaker: res[2] == 1, RetryAfter: wait}, nil
 	}
-	r := guard.Reservation{Keys: make([]string, len(ws)), ID: id}
-	for i, w := range ws {
-		r.Keys[i] = w.Key
+	r := guard.Reservation{Keys: make([]string, 0, len(ws)), ID: id}
+	for _, w := range ws {
+		if !w.Cooldown {
+			r.Keys = append(r.Keys, w.Key)
+		}
 	}
 	return r, guard.Refusal{}, nil
 }
@@ -180,6 +201,94 @@ func (s *Store) Release(ctx context.Context, r guard.Reservation) error {
 		return fmt.Errorf("guardredis: release: %w", err)
 	}
 	return nil
+}
+
+// observeScript records an outcome in every scope. KEYS, three per scope: its outcomes, its
+// undelivered outcomes, its cool-down. ARGV: the message id, undelivered (0 or 1), the span
+// in microseconds, the minimum outcomes, the maximum undelivered share in parts per million,
+// the cool-down in milliseconds, the most outcomes a scope keeps. It returns, per scope,
+// {outcomes, undelivered, counted 0 or 1, tripped 0 or 1, cool-down left in milliseconds}.
+var observeScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local id, undelivered, span = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local min, ppm, cool, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local ttl = math.ceil(span / 1000)
+local out = {}
+for i = 1, #KEYS, 3 do
+  local all, bad, cd = KEYS[i], KEYS[i+1], KEYS[i+2]
+  redis.call('ZREMRANGEBYSCORE', all, '-inf', now - span)
+  redis.call('ZREMRANGEBYSCORE', bad, '-inf', now - span)
+  local left = redis.call('PTTL', cd)
+  local counted = 0
+  if left <= 0 and redis.call('ZADD', all, 'NX', now, id) == 1 then
+    counted = 1
+    if undelivered == 1 then redis.call('ZADD', bad, now, id) end
+    local over = redis.call('ZCARD', all) - cap
+    if over > 0 then
+      local old = redis.call('ZRANGE', all, 0, over - 1)
+      redis.call('ZREMRANGEBYRANK', all, 0, over - 1)
+      redis.call('ZREM', bad, unpack(old))
+    end
+    redis.call('PEXPIRE', all, ttl)
+    if redis.call('EXISTS', bad) == 1 then redis.call('PEXPIRE', bad, ttl) end
+  end
+  local n = redis.call('ZCARD', all)
+  local f = redis.call('ZCARD', bad)
+  local tripped = 0
+  if counted == 1 and n >= min and f * 1000000 > ppm * n then
+    redis.call('SET', cd, '1', 'PX', cool)
+    tripped, left = 1, cool
+  end
+  if left < 0 then left = 0 end
+  out[#out+1] = {n, f, counted, tripped, left}
+end
+return out
+`)
+
+// Observe implements guard.Store in one round trip.
+func (s *Store) Observe(ctx context.Context, o guard.Outcome, rule guard.FeedbackRule) ([]guard.Tally, error) {
+	if len(o.Keys) == 0 {
+		return nil, nil
+	}
+	if rule.Span < time.Millisecond || rule.Cooldown < time.Millisecond || rule.MinOutcomes < 1 ||
+		rule.MaxUndeliveredPPM < 1 || rule.MaxUndeliveredPPM >= 1_000_000 || o.ID == "" {
+		return nil, fmt.Errorf("guardredis: observe: rule %+v or message id out of range", rule)
+	}
+	keys := make([]string, 0, 3*len(o.Keys))
+	for _, k := range o.Keys {
+		keys = append(keys, s.tag+"outcomes:"+k, s.tag+"undelivered:"+k, s.tag+"cooldown:"+k)
+	}
+	undelivered := 0
+	if o.Undelivered {
+		undelivered = 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	res, err := observeScript.Run(ctx, s.c, keys, o.ID, undelivered, rule.Span.Microseconds(), rule.MinOutcomes,
+		rule.MaxUndeliveredPPM, rule.Cooldown.Milliseconds(), guard.MaxOutcomesPerWindow).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("guardredis: observe: %w", err)
+	}
+	if len(res) != len(o.Keys) {
+		return nil, fmt.Errorf("guardredis: observe: %d answers for %d scopes", len(res), len(o.Keys))
+	}
+	tallies := make([]guard.Tally, len(res))
+	for i, r := range res {
+		v, ok := r.([]any)
+		if !ok || len(v) != 5 {
+			return nil, fmt.Errorf("guardredis: observe: unexpected answer %v", r)
+		}
+		var n [5]int64
+		for j := range n {
+			if n[j], ok = v[j].(int64); !ok {
+				return nil, fmt.Errorf("guardredis: observe: unexpected answer %v", r)
+			}
+		}
+		tallies[i] = guard.Tally{Outcomes: int(n[0]), Undelivered: int(n[1]), Counted: n[2] == 1, Tripped: n[3] == 1,
+			CooldownLeft: time.Duration(n[4]) * time.Millisecond}
+	}
+	return tallies, nil
 }
 
 // newID returns a slot member unique among every replica: 96 random bits.

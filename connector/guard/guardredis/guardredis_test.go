@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -370,5 +371,143 @@ func TestNewRejects(t *testing.T) {
 	defer c.Close()
 	if _, err := New(c, Options{Prefix: "a{b}"}); err == nil {
 		t.Error("a prefix with braces was accepted")
+	}
+}
+
+// TestObserve: the Redis store records outcomes as the memory store does: once per message,
+// tripping above the share after the minimum, ignoring outcomes while the cool-down lasts,
+// which Reserve's cool-down window reports; every key has a TTL within its window or
+// cool-down.
+func TestObserve(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv, Options{})
+	ctx := context.Background()
+	rule := guard.FeedbackRule{Span: time.Hour, MinOutcomes: 4, MaxUndeliveredPPM: 500_000, Cooldown: 10 * time.Minute}
+	observe := func(id string, undelivered bool, keys ...string) []guard.Tally {
+		t.Helper()
+		got, err := s.Observe(ctx, guard.Outcome{Keys: keys, ID: id, Undelivered: undelivered}, rule)
+		if err != nil || len(got) != len(keys) {
+			t.Fatalf("observe %s: %+v, %v", id, got, err)
+		}
+		return got
+	}
+	steps := []struct {
+		id          string
+		undelivered bool
+		want        guard.Tally // of key "a"; CooldownLeft checked apart
+	}{
+		{"m1", true, guard.Tally{Outcomes: 1, Undelivered: 1, Counted: true}},
+		{"m1", true, guard.Tally{Outcomes: 1, Undelivered: 1}},
+		{"m2", false, guard.Tally{Outcomes: 2, Undelivered: 1, Counted: true}},
+		{"m3", false, guard.Tally{Outcomes: 3, Undelivered: 1, Counted: true}},
+		{"m4", true, guard.Tally{Outcomes: 4, Undelivered: 2, Counted: true}}, // 2/4: not above half
+		{"m5", true, guard.Tally{Outcomes: 5, Undelivered: 3, Counted: true, Tripped: true}},
+		{"m6", true, guard.Tally{Outcomes: 5, Undelivered: 3}}, // cooling down: ignored
+	}
+	for i, st := range steps {
+		got := observe(st.id, st.undelivered, "a")[0]
+		left := got.CooldownLeft
+		got.CooldownLeft = 0
+		if got != st.want || (st.want.Tripped && left != rule.Cooldown) || (i == len(steps)-1 && (left <= 0 || left > rule.Cooldown)) {
+			t.Fatalf("step %d (%s): %+v (cool-down left %v), want %+v", i, st.id, got, left, st.want)
+		}
+	}
+	cool := guard.Window{Key: "a", Cooldown: true}
+	slot := guard.Window{Key: "rcpt", Max: 1, Span: time.Hour}
+	r, ref, err := s.Reserve(ctx, []guard.Window{slot, cool})
+	if err != nil || ref.Window != 1 || ref.Breaker || ref.RetryAfter <= 0 || ref.RetryAfter > rule.Cooldown {
+		t.Fatalf("reserve while cooling down: %+v, %+v, %v; want window 1 refused", r, ref, err)
+	}
+	if n := srv.Client().ZCard(ctx, s.Key("rcpt")).Val(); n != 0 {
+		t.Errorf("a refused reserve took %d slots", n)
+	}
+	other := guard.Window{Key: "b", Cooldown: true}
+	r, ref, err = s.Reserve(ctx, []guard.Window{slot, other})
+	if err != nil || ref.Refused() || len(r.Keys) != 1 || r.Keys[0] != "rcpt" {
+		t.Fatalf("reserve with a key not cooling down: %+v, %+v, %v; want granted, one slot", r, ref, err)
+	}
+	c := srv.Client()
+	for k, within := range map[string]time.Duration{
+		s.Key("outcomes:a"): rule.Span, s.Key("undelivered:a"): rule.Span, s.Key("cooldown:a"): rule.Cooldown,
+	} {
+		if ttl := c.PTTL(ctx, k).Val(); ttl <= 0 || ttl > within {
+			t.Errorf("key %q: TTL %v, want within %v", k, ttl, within)
+		}
+	}
+	// The cool-down's end (its key expiring) lets the key through and counts again.
+	c.Del(ctx, s.Key("cooldown:a"))
+	if _, ref, err := s.Reserve(ctx, []guard.Window{cool}); err != nil || ref.Refused() {
+		t.Fatalf("after the cool-down: %+v, %v", ref, err)
+	}
+	if got := observe("m7", true, "a", "b")[0]; !got.Counted || !got.Tripped || got.Outcomes != 6 || got.Undelivered != 4 {
+		t.Errorf("after the cool-down: %+v; want counted, and tripped again at 4 of 6", got)
+	}
+}
+
+// TestObserveSharedAndBounded: two replicas count one message once; a window keeps the newest
+// guard.MaxOutcomesPerWindow outcomes, the undelivered ones among them.
+func TestObserveSharedAndBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := open(t, srv, Options{}), open(t, srv, Options{})
+	ctx := context.Background()
+	rule := guard.FeedbackRule{Span: time.Hour, MinOutcomes: guard.MaxOutcomesPerWindow, MaxUndeliveredPPM: 999_999, Cooldown: time.Hour}
+	if _, err := a.Observe(ctx, guard.Outcome{Keys: []string{"k"}, ID: "m0", Undelivered: true}, rule); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Observe(ctx, guard.Outcome{Keys: []string{"k"}, ID: "m0", Undelivered: true}, rule)
+	if err != nil || got[0].Counted || got[0].Outcomes != 1 {
+		t.Fatalf("the same message on the other replica: %+v, %v; want not counted", got, err)
+	}
+	pipe := srv.Client().Pipeline() // fill the window directly, as many outcomes would
+	for i := 1; i < guard.MaxOutcomesPerWindow+5; i++ {
+		pipe.ZAdd(ctx, a.Key("outcomes:k"), redis.Z{Score: float64(time.Now().UnixMicro()), Member: "f" + strconv.Itoa(i)})
+		if i < 10 {
+			pipe.ZAdd(ctx, a.Key("undelivered:k"), redis.Z{Score: float64(time.Now().UnixMicro()), Member: "f" + strconv.Itoa(i)})
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err = a.Observe(ctx, guard.Outcome{Keys: []string{"k"}, ID: "new"}, rule)
+	if err != nil || !got[0].Counted || got[0].Outcomes != guard.MaxOutcomesPerWindow || got[0].Undelivered != 4 {
+		t.Fatalf("over the bound: %+v, %v; want %d outcomes, 4 undelivered (m0 and f1..f5 dropped)", got, err, guard.MaxOutcomesPerWindow)
+	}
+}
+
+// TestDeliveryFeedbackAcrossReplicas: outcomes told to one replica's guard shut the range on
+// the other's, and Redis holds no number.
+func TestDeliveryFeedbackAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	p := guard.DefaultPolicy()
+	p.DeliveryFeedback.MinOutcomes = 3
+	var trips []guard.DeliveryTrip
+	a, _ := newGuard(t, open(t, srv, Options{}), p, guard.Options{OnTrip: func(tr guard.DeliveryTrip) { trips = append(trips, tr) }})
+	b, vb := newGuard(t, open(t, srv, Options{}), p, guard.Options{})
+	ctx := context.Background()
+	for i, to := range []string{"+447400120001", "+447400120002", "+447400120003"} {
+		st := &connector.MessageStatus{MessageID: "SM" + strconv.Itoa(i), To: to, State: connector.DeliveryUndelivered, Reason: connector.ReasonRecipientUnreachable}
+		if err := a.ObserveDelivery(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(trips) != 1 || trips[0].Scope != guard.ScopeRange || trips[0].Country != "GB" {
+		t.Fatalf("trips %+v, want one of the range", trips)
+	}
+	_, err := b.Send(ctx, &connector.Message{To: "+447400129999", Config: json.RawMessage(`{}`)})
+	var e *connector.Error
+	if !errors.As(err, &e) || e.Reason != connector.ReasonRateLimited || e.RetryAfter <= 0 || e.RetryAfter > time.Hour || vb.Sent() != 0 {
+		t.Fatalf("the other replica, same range: %v; want RATE_LIMITED for the cool-down, nothing sent", err)
+	}
+	if _, err := b.Send(ctx, &connector.Message{To: "+447400990000", Config: json.RawMessage(`{}`)}); err != nil {
+		t.Fatalf("another range: %v", err)
+	}
+	keys, err := srv.Client().Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "{sms-connector:guard}:") || strings.Contains(k, "7400") || strings.Contains(k, "SM0") {
+			t.Errorf("key %q: want the hash tag and no number or message id in clear", k)
+		}
 	}
 }
