@@ -582,3 +582,102 @@ func TestReplicasRedisTLSAndPassword(t *testing.T) {
 		assertJSONLines(t, logs)
 	}
 }
+
+// commandCalls reads INFO commandstats: calls by command name ("evalsha").
+func commandCalls(t *testing.T, rc *redis.Client) map[string]int {
+	t.Helper()
+	info, err := rc.Info(rpcCtx(t), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int{}
+	for line := range strings.SplitSeq(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		n := 0
+		fmt.Sscanf(rest, "%d", &n)
+		calls[strings.TrimPrefix(name, "cmdstat_")] = n
+	}
+	return calls
+}
+
+// memoryUsage sums MEMORY USAGE over every key of rc.
+func memoryUsage(t *testing.T, rc *redis.Client) (bytes int64, keys int) {
+	t.Helper()
+	ctx := rpcCtx(t)
+	iter := rc.Scan(ctx, 0, "*", 100).Iterator()
+	for iter.Next(ctx) {
+		n, err := rc.MemoryUsage(ctx, iter.Val()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bytes += n
+		keys++
+	}
+	return bytes, keys
+}
+
+// TestReplicasRedisRoundTrips counts, with INFO commandstats, the commands one replica sends
+// Redis per send under the default policy: one script call for the guard (all its windows)
+// and, with an idempotency key, two for idempotency (the claim before the send, the answer
+// after). Scripts' own commands are counted by Redis too, so the test counts script calls
+// (EVALSHA, EVAL) and requires that nothing else was sent. Its log gives the bytes in Redis
+// per send (MEMORY USAGE over every key), the figures of docs/replicas.md.
+func TestReplicasRedisRoundTrips(t *testing.T) {
+	rs := redistest.Start(t)
+	rc := rs.Client()
+	emu := twiliotest.NewServer()
+	defer emu.Close()
+	p := startBinary(t, "--config", twilioConfigFile(t), "--twilio-api-url", emu.URL, "--listen", "127.0.0.1:0",
+		"--store", rs.URL(), "--guard-key-secret-file", writeFile(t, "guard-secret", []byte(replicaSecret)))
+	_, client := clientTo(t, p.Addr, insecure.NewCredentials())
+	n := 0
+	send := func(withKey bool) {
+		t.Helper()
+		n++
+		req := sendReq(fmt.Sprintf("+1415555%04d", n)) // default policy: a new recipient each time
+		req.ClientIp = "198.51.100.20"
+		if withKey {
+			req.IdempotencyKey = fmt.Sprint("round-trips-", n)
+		}
+		if _, err := client.SendMessage(rpcCtx(t), req); err != nil {
+			t.Fatalf("send %d: %v", n, err)
+		}
+	}
+	send(true) // loads the scripts
+	first, _ := memoryUsage(t, rc)
+	const sends = 4
+	for _, withKey := range []bool{true, false} {
+		if err := rc.ConfigResetStat(rpcCtx(t)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		for range sends {
+			send(withKey)
+		}
+		calls := commandCalls(t, rc)
+		scripts := calls["evalsha"] + calls["eval"]
+		want := 1
+		if withKey {
+			want = 3
+		}
+		if scripts != want*sends {
+			t.Errorf("with a key %v: %d script calls for %d sends, want %d per send (%v)", withKey, scripts, sends, want, calls)
+		}
+		for cmd := range calls {
+			switch cmd {
+			case "evalsha", "eval", "config|resetstat", "info":
+			case "zadd", "zremrangebyscore", "zcard", "zrange", "zrem", "pexpire", "pttl", "set", "exists", "get",
+				"hmget", "hset", "hdel", "del", "time": // called by the scripts (counted by Redis too)
+			default:
+				t.Errorf("with a key %v: the replica sent %s (%d calls) besides its scripts", withKey, cmd, calls[cmd])
+			}
+		}
+		t.Logf("with a key %v: %d script calls per send: %v", withKey, scripts/sends, calls)
+	}
+	all, keys := memoryUsage(t, rc)
+	t.Logf("Redis MEMORY USAGE: %d bytes after the first send (keyed); %d bytes in %d keys after %d sends (%d keyed), %d bytes per send after the first",
+		first, all, keys, 1+2*sends, 1+sends, (all-first)/(2*sends))
+	p.Stop(t)
+}
