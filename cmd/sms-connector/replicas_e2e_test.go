@@ -336,10 +336,10 @@ func TestReplicasKilledAndRestarted(t *testing.T) {
 
 // outageCall is one SendMessage of TestReplicasRedisOutage.
 type outageCall struct {
-	keyed      bool
-	during     bool // began after Redis had stopped
-	code, body string
-	err        error
+	keyed  bool
+	during bool // began after Redis had stopped
+	code   string
+	err    error
 }
 
 // TestReplicasRedisOutage: Redis stops while three replicas serve keyed and unkeyed sends.
