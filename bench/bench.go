@@ -20,10 +20,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	twclient "github.com/twilio/twilio-go/client"
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sms-connector/sms-connector/connector"
@@ -130,14 +133,22 @@ func request(mode ConfigMode) (*smsv1.SendMessageRequest, error) {
 // sendFunc sends the workload's message once.
 type sendFunc func(ctx context.Context) error
 
-// grpcSender returns path (c) in mode: SendMessage on client with request(mode).
-func grpcSender(client smsv1.SmsConnectorClient, mode ConfigMode) (sendFunc, error) {
+// grpcSender returns path (c) in mode: SendMessage on client with request(mode), with a fresh
+// idempotency key in every send when keys is set.
+func grpcSender(client smsv1.SmsConnectorClient, mode ConfigMode, keys bool) (sendFunc, error) {
 	req, err := request(mode)
 	if err != nil {
 		return nil, err
 	}
+	var n atomic.Int64
+	prefix := fmt.Sprintf("bench-%d-", time.Now().UnixNano()) // unique across runs on one store
 	return func(ctx context.Context) error {
-		resp, err := client.SendMessage(ctx, req)
+		r := req
+		if keys {
+			r = proto.Clone(req).(*smsv1.SendMessageRequest)
+			r.IdempotencyKey = prefix + strconv.FormatInt(n.Add(1), 10)
+		}
+		resp, err := client.SendMessage(ctx, r)
 		if err != nil {
 			return err
 		}

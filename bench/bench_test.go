@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sms-connector/sms-connector/connector/twilio/twiliotest"
+	"github.com/sms-connector/sms-connector/internal/testutil/redistest"
 	"github.com/sms-connector/sms-connector/internal/testutil/testbin"
 )
 
@@ -207,5 +208,43 @@ func TestReportMemoryBudget(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRunWithRedisStore runs the (c) cells with the guard on, the Redis store and a fresh
+// idempotency key per send: every send succeeds, and each one left its claim in Redis.
+func TestRunWithRedisStore(t *testing.T) {
+	bin := testbin.Build(t, "./cmd/sms-connector")
+	rs := redistest.Start(t)
+	emu := twiliotest.NewServer()
+	defer emu.Close()
+	rep, err := Run(context.Background(), Options{
+		Binary: bin, EmulatorURL: emu.URL, Concurrency: []int{2},
+		Warmup: 5 * time.Millisecond, Duration: 30 * time.Millisecond, Rounds: 1,
+		Store: rs.URL(), Keys: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcSends := 0
+	for _, c := range rep.Cells {
+		if c.Sends == 0 || c.Errors != 0 {
+			t.Errorf("%s %s: %d sends, %d errors (first: %v)", c.Path, c.Config, c.Sends, c.Errors, c.FirstError)
+		}
+		if c.Path == PathGRPC {
+			grpcSends += c.Sends
+		}
+	}
+	ctx := context.Background()
+	idem, err := rs.Client().Keys(ctx, "sms:idem:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard, err := rs.Client().Keys(ctx, "{sms-connector:guard}:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(idem) < grpcSends || len(guard) == 0 { // warm-up sends add keys too
+		t.Errorf("Redis holds %d idempotency keys for %d measured sends and %d guard keys", len(idem), grpcSends, len(guard))
 	}
 }

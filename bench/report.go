@@ -120,9 +120,16 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		p("- Command: `%s`\n", r.Command)
 	}
 	p("- Machine: %s. Load average (1, 5, 15 min) at start %s, at end %s.\n", r.Machine, r.LoadStart, r.LoadEnd)
+	binary := "`--log-level info --no-guard`"
+	if o.Store != "" {
+		binary = fmt.Sprintf("`--log-level info --store %s` with the guard on (a policy no send reaches)", o.Store)
+	}
+	if o.Keys {
+		binary += ", a fresh idempotency key in every (c) send"
+	}
 	p("- Each cell: %v warm-up, then %v measured, callers in a closed loop; %d round(s) of every cell. "+
-		"Twilio emulator in a process of its own, no added latency. Binary: `--log-level info --no-guard`, "+
-		"exec to serving line %s.\n", o.Warmup, o.Duration, o.Rounds, fmtDur(r.Startup))
+		"Twilio emulator in a process of its own, no added latency. Binary: %s, "+
+		"exec to serving line %s.\n", o.Warmup, o.Duration, o.Rounds, binary, fmtDur(r.Startup))
 	for _, n := range r.Notes {
 		p("- %s\n", n)
 	}

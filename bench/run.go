@@ -47,6 +47,41 @@ type Options struct {
 	IdleWait time.Duration
 	// Logf, when set, receives a progress line per cell.
 	Logf func(format string, args ...any)
+	// Store, when set, runs the binary with the abuse guard on (a policy no send reaches) and
+	// --store Store ("memory" or a Redis URL), to compare what the shared store costs per
+	// send; empty runs it with --no-guard and no store flag.
+	Store string
+	// Keys gives every (c) send a fresh idempotency key, so that each one claims a key and
+	// stores its answer.
+	Keys bool
+}
+
+// benchPolicy is the guard's policy with Options.Store: every window counts the workload's
+// sends (one recipient, range and client IP), and none fills.
+const benchPolicy = `{"recipient":[{"max":1000000,"window":"10s"}],"clientIP":[{"max":1000000,"window":"10s"}],
+"prefix":[{"max":1000000,"window":"10s"}],"global":{"max":1000000,"window":"10s"}}`
+
+// binaryArgs returns the binary's flags for opts, writing the files they name into dir.
+func binaryArgs(opts Options, dir, configFile string) ([]string, error) {
+	args := []string{"--listen", "127.0.0.1:0", "--config", configFile,
+		"--twilio-api-url", opts.EmulatorURL, "--log-level", "info"}
+	if opts.Store == "" {
+		// --no-guard: the workload sends one recipient thousands of codes a second, which is
+		// exactly what the abuse guard refuses.
+		return append(args, "--no-guard"), nil
+	}
+	policy, secret := filepath.Join(dir, "policy.json"), filepath.Join(dir, "guard-secret")
+	if err := os.WriteFile(policy, []byte(benchPolicy), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(secret, []byte("sms-load-guard-key-secret-0123456789"), 0o600); err != nil {
+		return nil, err
+	}
+	args = append(args, "--policy", policy, "--store", opts.Store)
+	if opts.Store != "memory" {
+		args = append(args, "--guard-key-secret-file", secret)
+	}
+	return args, nil
 }
 
 // Cell is one measured cell: a path and config mode at a number of callers, in one round.
@@ -127,10 +162,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err := os.WriteFile(configFile, config(), 0o600); err != nil {
 		return nil, err
 	}
-	// --no-guard: the workload sends one recipient thousands of codes a second, which is
-	// exactly what the abuse guard refuses.
-	bin, err := startBinary(ctx, opts.Binary, "--listen", "127.0.0.1:0", "--config", configFile,
-		"--twilio-api-url", opts.EmulatorURL, "--log-level", "info", "--no-guard")
+	args, err := binaryArgs(opts, dir, configFile)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := startBinary(ctx, opts.Binary, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +209,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 				c.Callers, c.Round = callers, round
 				send, pid := direct, 0
 				if c.Path == PathGRPC {
-					if send, err = grpcSender(client, c.Config); err != nil {
+					if send, err = grpcSender(client, c.Config, opts.Keys); err != nil {
 						return nil, err
 					}
 					pid = bin.pid

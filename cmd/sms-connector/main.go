@@ -32,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/sms-connector/sms-connector/connector"
@@ -64,8 +65,21 @@ func main() {
 		os.Exit(code)
 	}
 	setGCPercent(os.Getenv)
+	redis.SetLogger(dropRedisLog{})
 	sdk.Main(newBinary())
 }
+
+// dropRedisLog is go-redis's process-wide logger for this binary: it drops go-redis's own
+// lines, which it would otherwise write to stderr as plain text ("redis: connection pool:
+// failed to dial ..."), one per failed command while Redis is down, among the binary's JSON
+// lines. Nothing is lost: each failure it reports comes back as that command's error, which
+// the SDK counts (sms_connector_store_errors_total) and logs as JSON at warn level, at most
+// once per 10 s per layer. Setting it is main's choice, as a library must not change
+// process-wide settings.
+type dropRedisLog struct{}
+
+// Printf drops the line.
+func (dropRedisLog) Printf(context.Context, string, ...any) {}
 
 // setGCPercent sets the garbage collector's target to defaultGOGC, unless the GOGC variable
 // is set: then Go's runtime has already applied it.

@@ -53,6 +53,8 @@ func parseFlags(args []string, stderr io.Writer) (opts bench.Options, out string
 	fs.DurationVar(&opts.Warmup, "warmup", 500*time.Millisecond, "warm-up per cell, not measured")
 	fs.IntVar(&opts.Rounds, "rounds", 3, "times every cell runs; the budget is judged on the median of the rounds")
 	fs.StringVar(&out, "out", "", "write the markdown report to this file instead of stdout")
+	fs.StringVar(&opts.Store, "store", "", `run the binary with the abuse guard on (a policy no send reaches) and this --store: "memory" or a Redis URL (redis://127.0.0.1:6379), to compare the shared store's cost per send; default: --no-guard and no store`)
+	fs.BoolVar(&opts.Keys, "keys", false, "give every SendMessage a fresh idempotency key")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: sms-load [flags]\n\nMeasures sms-connector against twilio-go called directly and writes a markdown report.\n\n")
 		fs.PrintDefaults()

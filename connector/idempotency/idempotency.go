@@ -182,6 +182,8 @@ const (
 )
 
 // Answer is a send's answer: a receipt, an error, or both as the wrapped connector gave them.
+// A Store may keep a receipt without its recipient (To), a phone number: the Connector fills
+// it back in from the request, whose recipient the key's fingerprint guarantees is the same.
 type Answer struct {
 	Receipt *connector.Receipt
 	Err     error
@@ -246,14 +248,14 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 		case Lead:
 			return c.lead(ctx, t, msg)
 		case Answered:
-			return answer(t.Answer)
+			return answer(t.Answer, msg)
 		}
 		a, err := c.store.Wait(ctx, t)
 		if err != nil {
 			return nil, c.storeError(ctx, err, "waiting for a concurrent send with the same key")
 		}
 		if a != nil {
-			return answer(*a)
+			return answer(*a, msg)
 		}
 		// The first caller went away without an answer: try again, perhaps as the leader,
 		// unless this caller has gone too.
@@ -330,11 +332,15 @@ func outcomeOf(ctx context.Context, err error) Outcome {
 	return Kept
 }
 
-// answer returns a copy of a, so that no caller can change another's.
-func answer(a Answer) (*connector.Receipt, error) {
+// answer returns a copy of a, so that no caller can change another's, with msg's recipient
+// in a receipt that a store kept without it.
+func answer(a Answer, msg *connector.Message) (*connector.Receipt, error) {
 	var r *connector.Receipt
 	if a.Receipt != nil {
 		cp := *a.Receipt
+		if cp.To == "" {
+			cp.To = msg.To
+		}
 		r = &cp
 	}
 	var ce *connector.Error

@@ -16,12 +16,14 @@ type storedAnswer struct {
 	Err     *storedError   `json:"e,omitempty"`
 }
 
+// storedReceipt is a receipt without its recipient: a phone number has no place in Redis, and
+// every request that reads the answer carries the same recipient (the fingerprint covers it),
+// so package idempotency fills it back in (Answer's documentation).
 type storedReceipt struct {
 	MessageID string             `json:"id,omitempty"`
 	Status    string             `json:"st,omitempty"`
 	Segments  int                `json:"n,omitempty"`
 	Encoding  connector.Encoding `json:"enc,omitempty"`
-	To        string             `json:"to,omitempty"`
 	Sender    string             `json:"from,omitempty"`
 }
 
@@ -45,7 +47,7 @@ const internalMessage = "internal error in the connector"
 func encodeAnswer(a idempotency.Answer) ([]byte, error) {
 	var s storedAnswer
 	if r := a.Receipt; r != nil {
-		s.Receipt = &storedReceipt{MessageID: r.MessageID, Status: r.Status, Segments: r.Segments, Encoding: r.Encoding, To: r.To, Sender: r.Sender}
+		s.Receipt = &storedReceipt{MessageID: r.MessageID, Status: r.Status, Segments: r.Segments, Encoding: r.Encoding, Sender: r.Sender}
 	}
 	if a.Err != nil {
 		var ce *connector.Error
@@ -83,7 +85,7 @@ func decodeReply(reply []string) (idempotency.Answer, error) {
 	}
 	var a idempotency.Answer
 	if r := s.Receipt; r != nil {
-		a.Receipt = &connector.Receipt{MessageID: r.MessageID, Status: r.Status, Segments: r.Segments, Encoding: r.Encoding, To: r.To, Sender: r.Sender}
+		a.Receipt = &connector.Receipt{MessageID: r.MessageID, Status: r.Status, Segments: r.Segments, Encoding: r.Encoding, Sender: r.Sender}
 	}
 	if e := s.Err; e != nil {
 		ce := &connector.Error{Reason: e.Reason, Message: e.Message, Provider: e.Provider, ProviderCode: e.ProviderCode,

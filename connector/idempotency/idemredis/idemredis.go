@@ -7,8 +7,9 @@
 // the braces make it a hash tag, so that Cluster keeps each key's data on one slot. Its fields:
 // s, the state (p pending, a answered, x shared with the waiters only, u outcome unknown);
 // f, the request's fingerprint (a SHA-256); c, the claim's random id; l, the lease's end (Redis
-// time, ms); a, the answer (JSON: the receipt, or the error's reason, message, provider,
-// provider code, more-info link, retry delay and violations; never an error's cause). Every
+// time, ms); a, the answer (JSON: the receipt without its recipient, or the error's reason,
+// message, provider, provider code, more-info link, retry delay and violations; never an
+// error's cause). Every
 // key has a TTL: Lease+Window while pending, Window once answered, Lease once shared.
 //
 // The first request for a key claims it in one atomic script (pending, with its fingerprint,

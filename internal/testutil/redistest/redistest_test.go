@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,5 +61,31 @@ func TestPasswordRequired(t *testing.T) {
 	defer cancel()
 	if err := s.Client().Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
 		t.Errorf("PING without the password: %v, want NOAUTH", err)
+	}
+}
+
+func TestCluster(t *testing.T) {
+	c := StartCluster(t, 3)
+	if got := strings.Count(c.URL(), "addr="); got != 2 || !strings.HasPrefix(c.URL(), "redis://127.0.0.1:") {
+		t.Errorf("URL %q: want the first node and two addr parameters", c.URL())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rc := c.Client()
+	// Keys of different slots land on different masters, and every one is served.
+	masters := map[string]bool{}
+	for i := range 30 {
+		k := "k" + strconv.Itoa(i)
+		if err := rc.Set(ctx, k, "v", 0).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+		n, err := rc.MasterForKey(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		masters[n.Options().Addr] = true
+	}
+	if len(masters) != 3 {
+		t.Errorf("30 keys used %d masters, want 3", len(masters))
 	}
 }

@@ -200,3 +200,16 @@ func (p *Process) Stop(t testing.TB) {
 		t.Errorf("%s exited with %d after SIGTERM, want 0:\n%s", p.name, code, p.Logs.String())
 	}
 }
+
+// Kill ends the process with SIGKILL, as a crash or an OOM kill would: it finishes nothing and
+// cleans nothing up. Kill returns once the process has gone; its logs stay readable.
+func (p *Process) Kill(t testing.TB) {
+	t.Helper()
+	p.stopped = true
+	_ = p.cmd.Process.Kill() // fails only if it has exited already
+	select {
+	case <-p.done:
+	case <-time.After(hangGuard):
+		t.Errorf("%s did not end on SIGKILL", p.name)
+	}
+}
