@@ -90,10 +90,10 @@ type app struct {
 func newBinary() sdk.Binary {
 	a := &app{connector: connectorTwilio}
 	return sdk.Binary{
-		Name:          "sms-connector",
-		Summary:       "Serves an SMS connector over gRPC (connector.sms.v1.SmsConnector): Twilio, or the console connector for development. Runs Go's garbage collector at GOGC=400 unless GOGC is set.",
-		Flags:         a.flags,
-		Sandbox:       a.sandbox,
+		Name:            "sms-connector",
+		Summary:         "Serves an SMS connector over gRPC (connector.sms.v1.SmsConnector): Twilio, or the console connector for development. Runs Go's garbage collector at GOGC=400 unless GOGC is set.",
+		Flags:           a.flags,
+		Sandbox:         a.sandbox,
 		New:             a.newConnector,
 		DefaultConfig:   a.defaultConfig,
 		StatusCallbacks: a.statusCallbacks,
