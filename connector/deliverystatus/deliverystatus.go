@@ -14,7 +14,7 @@
 //
 // New wraps a connector: its Send records each accepted message as QUEUED with the time it was
 // sent, and its MessageStatus answers from the Store when the record is final or was confirmed
-// within Options.Refresh, else asks the wrapped connector (the vendor's fetch), merges the answer
+// by the vendor within Options.Refresh, else asks the wrapped connector (the vendor's fetch), merges the answer
 // and returns the merged record. A Recorder built on the same Options takes reports that come
 // from elsewhere (a vendor's status callbacks). Both call Options.OnFinal when their report
 // first makes a message's state final: the Store's merge is atomic, so across every replica
@@ -51,7 +51,8 @@ type Record struct {
 	// SentAt is when the send was accepted, as the process that sent it saw it; zero when no
 	// send of this Store's users recorded it.
 	SentAt time.Time
-	// CheckedAt is when a report last confirmed or changed the record.
+	// CheckedAt is when a report of the vendor (a fetch, a callback) last confirmed or changed
+	// the record; zero while only the send is known. A report with a zero CheckedAt leaves it.
 	CheckedAt time.Time
 }
 
@@ -128,13 +129,16 @@ func (r *Recorder) Record(ctx context.Context, st *connector.MessageStatus) erro
 	return err
 }
 
-// merge stores st (with sentAt, when the send itself reports) and fires OnFinal; it returns the
-// merged status, with st's To.
+// merge stores st and fires OnFinal; it returns the merged status, with st's To. A zero sentAt
+// marks a vendor's report (checked now), a set one the send's own.
 func (r *Recorder) merge(ctx context.Context, st *connector.MessageStatus, sentAt time.Time) (*connector.MessageStatus, error) {
 	if st == nil || st.MessageID == "" {
 		return nil, errors.New("deliverystatus: a report without a message id")
 	}
-	rec := Record{Status: *st, SentAt: sentAt, CheckedAt: r.o.Now()}
+	rec := Record{Status: *st, SentAt: sentAt}
+	if sentAt.IsZero() {
+		rec.CheckedAt = r.o.Now()
+	}
 	rec.Status.To = ""
 	m, err := r.o.Store.Merge(ctx, rec)
 	if err != nil {
@@ -197,8 +201,9 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 	return r, nil
 }
 
-// MessageStatus answers from the Store when the record is final or was confirmed within
-// Options.Refresh; otherwise it asks the wrapped connector (connector.ReadStatus), merges its
+// MessageStatus answers from the Store when the record is final or was confirmed by the vendor
+// within Options.Refresh (a record only the send made is not: the vendor may know more, or be
+// unable to tell); otherwise it asks the wrapped connector (connector.ReadStatus), merges its
 // answer and returns the merged record, so an answer never goes back to an earlier state than
 // one already known. When the vendor fails and a record exists, the record is the answer; a
 // connector that cannot tell (NOT_SUPPORTED) stays unable to, whatever the Store holds.
@@ -208,7 +213,7 @@ func (c *Connector) MessageStatus(ctx context.Context, messageID string, config 
 		c.rec.storeError(err)
 		known = nil
 	}
-	if known != nil && (known.Status.State.Final() || c.rec.o.Now().Sub(known.CheckedAt) < c.rec.o.Refresh) {
+	if known != nil && (known.Status.State.Final() || (!known.CheckedAt.IsZero() && c.rec.o.Now().Sub(known.CheckedAt) < c.rec.o.Refresh)) {
 		st := known.Status
 		return &st, nil
 	}

@@ -167,7 +167,9 @@ func Fold(old *Record, r Record) (Record, FoldResult) {
 	if rec.SentAt.IsZero() {
 		rec.SentAt = r.SentAt
 	}
-	rec.CheckedAt = r.CheckedAt
+	if !r.CheckedAt.IsZero() {
+		rec.CheckedAt = r.CheckedAt
+	}
 	return rec, res
 }
 

@@ -86,7 +86,7 @@ func (s *Store) Key(messageID string) string { return s.prefix + "{" + messageID
 
 // mergeScript applies deliverystatus.Fold to one record. KEYS[1]: the key. ARGV: TTL ms, state,
 // rank, vendor status, reason, vendor code, updated ms, segments, price, price
-// unit, sent ms (0: unknown), checked ms. Reply: the outcome ("ignored", "confirmed",
+// unit, sent ms (0: unknown), checked ms (0: not a check). Reply: the outcome ("ignored", "confirmed",
 // "advanced") then the record's fields and values, as HGETALL gives them.
 var mergeScript = redis.NewScript(`
 local s = redis.call('HMGET', KEYS[1], 's', 'n')
@@ -107,7 +107,7 @@ end
 if ARGV[8] ~= '0' then redis.call('HSET', KEYS[1], 'g', ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'p', ARGV[9], 'pu', ARGV[10]) end
 if ARGV[11] ~= '0' then redis.call('HSETNX', KEYS[1], 't', ARGV[11]) end
-redis.call('HSET', KEYS[1], 'k', ARGV[12])
+if ARGV[12] ~= '0' then redis.call('HSET', KEYS[1], 'k', ARGV[12]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 local out = redis.call('HGETALL', KEYS[1])
 table.insert(out, 1, res)
