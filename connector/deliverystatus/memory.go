@@ -107,9 +107,6 @@ func (m *Memory) Merge(_ context.Context, r Record) (Merged, error) {
 		}
 	}
 	rec, res := Fold(old, r)
-	if res == Ignored {
-		return Merged{Record: *old}, nil
-	}
 	if e, ok := m.byID[id]; ok {
 		e.Value.(*memEntry).rec, e.Value.(*memEntry).expires = rec, now.Add(m.ttl)
 		m.byWrite.MoveToBack(e)
@@ -142,14 +139,19 @@ const (
 )
 
 // Fold is the merge rule every Store applies (statusredis in Lua, the same way): it returns the
-// record old becomes with the report r (old may be nil) and what happened.
+// record old becomes with the report r (old may be nil) and what happened. Whatever the state,
+// a record without a send time takes r's: the send's own report may arrive after a vendor's.
 func Fold(old *Record, r Record) (Record, FoldResult) {
 	if old == nil {
 		return r, Advanced
 	}
 	nr, or := r.Status.State.Rank(), old.Status.State.Rank()
 	if nr < or || (nr == or && r.Status.State != old.Status.State) {
-		return *old, Ignored
+		rec := *old
+		if rec.SentAt.IsZero() {
+			rec.SentAt = r.SentAt // the send's time, whenever its report comes
+		}
+		return rec, Ignored
 	}
 	rec, res := *old, Confirmed
 	if nr > or {

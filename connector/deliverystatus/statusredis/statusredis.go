@@ -95,6 +95,7 @@ local res = 'advanced'
 if s[1] then
   local old = tonumber(s[2])
   if rank < old or (rank == old and s[1] ~= ARGV[2]) then
+    if ARGV[11] ~= '0' then redis.call('HSETNX', KEYS[1], 't', ARGV[11]) end
     local out = redis.call('HGETALL', KEYS[1])
     table.insert(out, 1, 'ignored')
     return out
