@@ -245,7 +245,7 @@ func TestConnector(t *testing.T) {
 // sendOnly is a connector that cannot tell a status.
 type sendOnly struct{ vendor }
 
-func (sendOnly) MessageStatus() {} // hides vendor's: not a StatusReader
+func (*sendOnly) MessageStatus() {} // hides vendor's: not a StatusReader
 
 func TestConnectorNotSupported(t *testing.T) {
 	store, _ := deliverystatus.NewMemory(deliverystatus.MemoryOptions{})
