@@ -424,4 +424,3 @@ func TestRedisConcurrentFinals(t *testing.T) {
 		t.Errorf("TTL %v, want the default %v", ttl, deliverystatus.DefaultTTL)
 	}
 }
-
