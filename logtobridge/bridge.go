@@ -76,6 +76,11 @@ type Options struct {
 	Logger *zap.Logger
 	// Instrument, when set, wraps the handler of a route (its path) for metrics and traces.
 	Instrument func(route string, h http.Handler) http.Handler
+	// Routes are more handlers served on the same listener, by path (a vendor's status
+	// callbacks). Each authenticates its requests itself: Token does not apply to them (a
+	// vendor calling back cannot send it). They are instrumented like PathLogtoSMS, and share
+	// the listener's timeouts and graceful shutdown.
+	Routes map[string]http.Handler
 }
 
 // Server is the HTTP bridge: build it with New, start it with Serve, stop it with Shutdown.
@@ -124,6 +129,15 @@ func New(o Options) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(PathLogtoSMS, logto)
+	for path, h := range o.Routes {
+		if path == PathLogtoSMS || path == "/" || !strings.HasPrefix(path, "/") || h == nil {
+			return nil, fmt.Errorf("logtobridge: Options.Routes: cannot serve %q", path)
+		}
+		if o.Instrument != nil {
+			h = o.Instrument(path, h)
+		}
+		mux.Handle(path, h)
+	}
 	mux.HandleFunc("/", s.serveNotFound)
 	s.http = &http.Server{
 		Handler:           s.counted(mux),

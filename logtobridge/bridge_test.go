@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -415,4 +416,36 @@ func TestHTTPStatusOfEveryReason(t *testing.T) {
 			t.Errorf("reason %s (%v): HTTP %d, want %d", r, code, got, w)
 		}
 	}
+}
+
+// TestRoutes: a route added beside the bridge is served on its listener without the bridge's
+// bearer token (it authenticates itself), and a route that would shadow the bridge is refused.
+func TestRoutes(t *testing.T) {
+	extra := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	b, err := logtobridge.New(logtobridge.Options{Sender: routesSender{}, Token: "secret", Routes: map[string]http.Handler{"/vendor/status": extra}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	b.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/vendor/status", nil))
+	if rec.Code != http.StatusTeapot {
+		t.Errorf("extra route answered %d, want its handler's 418", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	b.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, logtobridge.PathLogtoSMS, nil))
+	if rec.Code != http.StatusUnauthorized {
+		t.Errorf("bridge without token answered %d, want 401 still", rec.Code)
+	}
+	for _, path := range []string{logtobridge.PathLogtoSMS, "/", "relative"} {
+		if _, err := logtobridge.New(logtobridge.Options{Sender: routesSender{}, Routes: map[string]http.Handler{path: extra}}); err == nil {
+			t.Errorf("route %q accepted, want refused", path)
+		}
+	}
+}
+
+// routesSender sends nothing: TestRoutes never reaches a send.
+type routesSender struct{}
+
+func (routesSender) Send(context.Context, *connector.Message) (*smsv1.SendMessageResponse, error) {
+	return nil, connector.Errorf(connector.ReasonInternal, "not used")
 }

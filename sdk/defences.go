@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sms-connector/sms-connector/connector"
+	"github.com/sms-connector/sms-connector/connector/deliverystatus"
 	"github.com/sms-connector/sms-connector/connector/guard"
 	"github.com/sms-connector/sms-connector/connector/idempotency"
 	"github.com/sms-connector/sms-connector/connector/limits"
@@ -36,6 +37,11 @@ type Defences struct {
 	// MaxConcurrentSends is how many sends may be in flight at once; one more is refused with
 	// OVERLOADED (RESOURCE_EXHAUSTED, RetryInfo). 0: no limit.
 	MaxConcurrentSends int
+	// DeliveryStatus, when its Store is set, keeps the delivery status of every sent message
+	// (package deliverystatus): MessageStatus answers from it, the vendor being asked only for
+	// what it does not know yet. Its Store is the --store's (memory or Redis), its records
+	// live --status-ttl.
+	DeliveryStatus deliverystatus.Options
 }
 
 // Defend wraps next in d's protections. It is the one place that says in which order the
@@ -43,6 +49,7 @@ type Defences struct {
 //
 //	telemetry.NewSendMetrics        every send, refusals included (Run adds it, with --metrics-listen)
 //	idempotency.New                 --idempotency-window
+//	deliverystatus.New              --store, --status-ttl
 //	limits.New                      --max-concurrent-sends
 //	guard.New                       --policy, --no-guard
 //	telemetry.NewProviderTelemetry  the vendor's calls only (Run adds it, with telemetry on)
@@ -53,8 +60,13 @@ type Defences struct {
 // send in flight hold no concurrency slot. The concurrency limit comes before the guard, so a
 // send refused for load never takes a slot of the guard's windows. The metrics sit outside
 // every defence so that they count its refusals, the provider telemetry inside them so that
-// refusals, which call no vendor, do not count as vendor calls. Each layer passes
-// ValidateConfig and Metadata through to next. A layer d leaves off is not there at all.
+// refusals, which call no vendor, do not count as vendor calls. The delivery status layer sits
+// inside idempotency, so that it records each message sent once (a retry answered from the
+// idempotency store sends nothing), and outside the guard and the concurrency limit, so that
+// status reads, answered from its store or by the vendor's fetch, never count against a limit
+// nor wait for a send slot. Each layer passes
+// ValidateConfig, Metadata and MessageStatus through to next. A layer d leaves off is not there
+// at all.
 func Defend(next connector.SmsConnector, d Defences) (connector.SmsConnector, error) {
 	if next == nil {
 		return nil, errors.New("sdk: Defend: no connector")
@@ -73,6 +85,13 @@ func Defend(next connector.SmsConnector, d Defences) (connector.SmsConnector, er
 			return nil, err
 		}
 		c = l
+	}
+	if d.DeliveryStatus.Store != nil {
+		s, err := deliverystatus.New(c, d.DeliveryStatus)
+		if err != nil {
+			return nil, err
+		}
+		c = s
 	}
 	switch {
 	case d.IdempotencyWindow < 0:

@@ -80,11 +80,24 @@
 // Runtime.MaxSegments, since the connector is where the body is rendered. --max-request-bytes
 // bounds a request (default 256 KiB).
 //
+// # Delivery status (service and plugin mode)
+//
+// Every connector is wrapped by the delivery status layer (package deliverystatus; see Defend):
+// each accepted message is recorded in the --store (memory, bounded; or Redis, shared) for
+// --status-ttl (default 7 days) after its last change, and a status read answers from there,
+// asking the vendor only for what is not known yet. With --public-url (requires --http-listen)
+// the vendor is asked to call back with each status change: Binary.StatusCallbacks gives the
+// handlers (Twilio: POST /twilio/status, signed with the default config's auth token), served
+// on --http-listen beside the Logto bridge without its bearer token (each callback is verified
+// by its signature instead). --public-url is an https URL; http is accepted for a loopback host
+// only (tests, the sandbox). With --metrics-listen, each message's final state is counted once
+// (sms_connector_delivery_total, sms_connector_delivery_seconds).
+//
 // # Several replicas
 //
-// --store (default memory) names where the guard's windows and breaker live: this process's
-// memory, or a Redis shared by every replica (redis://, rediss://, Redis Cluster; see package
-// redisconn and docs/replicas.md), with --store-password-file, --store-ca-file and
+// --store (default memory) names where the guard's windows and breaker, idempotency answers
+// and delivery statuses live: this process's memory, or a Redis shared by every replica
+// (redis://, rediss://, Redis Cluster; see package redisconn and docs/replicas.md), with --store-password-file, --store-ca-file and
 // --guard-key-secret-file (required with Redis: the same secret on every replica). The store
 // must answer a PING at start-up or the binary stops. --store-unavailable says what a send
 // meets while Redis is down: refuse (default; UNAVAILABLE STORE_UNAVAILABLE, nothing sent) or
@@ -113,6 +126,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -124,6 +138,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/sms-connector/sms-connector/connector"
+	"github.com/sms-connector/sms-connector/connector/deliverystatus"
 	"github.com/sms-connector/sms-connector/connector/idempotency"
 	"github.com/sms-connector/sms-connector/connector/limits"
 	"github.com/sms-connector/sms-connector/logtobridge"
@@ -168,6 +183,13 @@ type Binary struct {
 	// New builds the connector, once the flags are parsed (and after Sandbox). Required. If the
 	// connector is an io.Closer, it is closed after the server has stopped.
 	New func(ctx context.Context, rt *Runtime) (connector.SmsConnector, error)
+	// StatusCallbacks, when set, returns the HTTP handlers, by path, through which the vendor
+	// reports delivery statuses (Twilio's status callbacks); the SDK serves them on
+	// --http-listen beside the Logto bridge. It is called once, after New, and only with
+	// --public-url (which requires --http-listen). defaultConfig is the server's default
+	// configuration (nil when there is none): the account whose credentials verify the
+	// callbacks. rec merges each verified report into the delivery status store.
+	StatusCallbacks func(ctx context.Context, rt *Runtime, defaultConfig json.RawMessage, rec *deliverystatus.Recorder) (map[string]http.Handler, error)
 	// DefaultConfig, when set, returns the default configuration used when neither --sandbox
 	// nor --config gives one; nil means none (every SendMessage must then carry its own).
 	DefaultConfig func() json.RawMessage
@@ -192,6 +214,11 @@ type Runtime struct {
 	// no limit but the vendor's). New passes it to the connector, which passes it to
 	// connector.NewTemplateSet, where every body is rendered and counted.
 	MaxSegments int
+	// PublicURL is --public-url: the https URL (scheme, host, optional path prefix, no
+	// trailing slash) at which the vendor reaches --http-listen, "" when not set. New passes
+	// it, followed by the path of its status callbacks, to the connector, which asks the
+	// vendor to call back there.
+	PublicURL string
 }
 
 // options are the parsed built-in flags.
@@ -217,6 +244,10 @@ type options struct {
 	maxSegments        int
 	maxConcurrentSends int
 	shutdownGrace      time.Duration
+
+	// Delivery statuses (--status-ttl, --public-url); see status.go.
+	statusTTL time.Duration
+	publicURL string
 
 	// Observability (--metrics-listen, --otlp-endpoint); see telemetry.go.
 	telemetry telemetryOptions
@@ -314,6 +345,8 @@ func parseFlags(b Binary, name string, args []string, getenv func(string) string
 	fs.IntVar(&o.maxSegments, "max-segments", connector.DefaultMaxSegments, "most SMS segments one rendered message may take (MESSAGE_TOO_LONG beyond; 0: the vendor's limit only)")
 	fs.IntVar(&o.maxConcurrentSends, "max-concurrent-sends", limits.DefaultMaxConcurrent, "most sends in flight at once; one more is refused with RESOURCE_EXHAUSTED OVERLOADED (0: no limit)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", ShutdownGrace, "how long in-flight RPCs may run once the binary is told to stop; then each is cancelled and answers its caller with its status")
+	fs.DurationVar(&o.statusTTL, "status-ttl", deliverystatus.DefaultTTL, "how long a message's delivery status is kept in the --store after its last change")
+	fs.StringVar(&o.publicURL, "public-url", "", "https URL at which the vendor reaches --http-listen (e.g. https://sms.example.com, behind a TLS-terminating proxy): messages ask for status callbacks there (Twilio: <url>"+twilioStatusPathDoc+"); http only for a loopback host (default: no callbacks; statuses are fetched from the vendor)")
 	o.telemetry.register(fs)
 	o.store.register(fs)
 	if b.Flags != nil {
@@ -386,6 +419,9 @@ func parseFlags(b Binary, name string, args []string, getenv func(string) string
 	if o.plugin && o.httpListen != "" {
 		return nil, errors.New("--http-listen applies to service mode only: a plugin is reached through its host")
 	}
+	if err := checkStatusFlags(o); err != nil {
+		return nil, err
+	}
 	switch {
 	case o.policyFile != "" && o.noGuard:
 		return nil, errors.New("--policy configures the abuse guard and --no-guard turns it off: give one of them")
@@ -439,7 +475,7 @@ func newLogger(level string, pluginMode bool, w io.Writer) (*zap.Logger, error) 
 // serve builds the connector and its default config, then serves in the mode o says until
 // ctx ends or the plugin host shuts it down, and stops gracefully.
 func serve(ctx context.Context, b Binary, o *options, getenv func(string) string, stdout io.Writer, log *zap.Logger) error {
-	rt := &Runtime{Log: log, Plugin: o.plugin, Sandbox: o.sandbox, MaxSegments: o.maxSegments}
+	rt := &Runtime{Log: log, Plugin: o.plugin, Sandbox: o.sandbox, MaxSegments: o.maxSegments, PublicURL: o.publicURL}
 	sec, err := loadSecurity(o, log)
 	if err != nil {
 		return err
@@ -524,6 +560,9 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 	if vendor, err = tel.WrapVendor(ctx, vendor); err != nil {
 		return err
 	}
+	if err := wireStatus(ctx, vendor, &defences, tel.Metrics()); err != nil {
+		return err
+	}
 	conn, err := Defend(vendor, defences)
 	if err != nil {
 		return err
@@ -571,8 +610,11 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 			srv.Shutdown(ctx)
 			return fmt.Errorf("--http-listen %s: %w", o.httpListen, err)
 		}
-		bridge, err = logtobridge.New(logtobridge.Options{Sender: srv, Token: sec.token, TLS: sec.tls,
-			MaxRequestBytes: o.maxRequestBytes, Logger: log.Named("http"), Instrument: tel.InstrumentHTTP})
+		var routes map[string]http.Handler
+		if routes, err = statusCallbacks(ctx, b, rt, defaultConfig, defences.DeliveryStatus); err == nil {
+			bridge, err = logtobridge.New(logtobridge.Options{Sender: srv, Token: sec.token, TLS: sec.tls,
+				MaxRequestBytes: o.maxRequestBytes, Logger: log.Named("http"), Instrument: tel.InstrumentHTTP, Routes: routes})
+		}
 		if err != nil {
 			bridgeListener.Close()
 			l.Close()

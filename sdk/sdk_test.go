@@ -319,6 +319,11 @@ func TestRunRefuses(t *testing.T) {
 			b.Sandbox = func(context.Context, *sdk.Runtime) (json.RawMessage, func(), error) { return nil, nil, nil }
 		}, 2, "--sandbox brings its own config", 1},
 		{"port in use", []string{"--listen", "127.0.0.1:-1"}, nil, nil, 1, "listen on 127.0.0.1:-1", 1},
+		{"public url without http listener", []string{"--public-url", "https://sms.example.com"}, nil, nil, 2, "nothing would receive the callbacks: give --http-listen", 1},
+		{"public url over http", []string{"--public-url", "http://sms.example.com", "--http-listen", "127.0.0.1:0"}, nil, nil, 2, "http is accepted for a loopback host only", 1},
+		{"public url with query", []string{"--public-url", "https://sms.example.com/?a=b", "--http-listen", "127.0.0.1:0"}, nil, nil, 2, "no query or fragment", 1},
+		{"public url relative", nil, env{"SMS_CONNECTOR_PUBLIC_URL": "sms.example.com"}, nil, 2, "want an absolute https URL", 1},
+		{"status ttl too short", []string{"--status-ttl", "1s"}, nil, nil, 2, "--status-ttl 1s: must be at least 1m0s", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/sms-connector/sms-connector/connector/deliverystatus"
+	"github.com/sms-connector/sms-connector/connector/deliverystatus/statusredis"
 	"github.com/sms-connector/sms-connector/connector/guard/guardredis"
 	"github.com/sms-connector/sms-connector/connector/idempotency/idemredis"
 	"github.com/sms-connector/sms-connector/internal/redisconn"
@@ -108,11 +110,19 @@ func (e *storeErrors) reporter(layer, policy string) func(error) {
 }
 
 // openStore opens the Redis client o names (nil for memory), and fills d's guard with its
-// Redis store and failure policy. The caller closes the client after the server has stopped;
-// it is also where the idempotency layer's Redis store is built on.
+// Redis store and failure policy, and d's delivery statuses with their store (in memory, or
+// in Redis). The caller closes the client after the server has stopped; it is also where the
+// idempotency layer's Redis store is built on.
 func openStore(ctx context.Context, o *options, d *Defences, log *zap.Logger) (redis.UniversalClient, *storeErrors, error) {
 	errs := &storeErrors{log: log, policy: o.store.unavailable, last: map[string]time.Time{}, missed: map[string]int{}}
+	// A status store that cannot be reached costs the answer from it, never a send.
+	d.DeliveryStatus.OnStoreError = errs.reporter("status", StoreAllow)
 	if !o.store.redis() {
+		m, err := deliverystatus.NewMemory(deliverystatus.MemoryOptions{TTL: o.statusTTL})
+		if err != nil {
+			return nil, nil, err
+		}
+		d.DeliveryStatus.Store = m
 		return nil, errs, nil // logDefences says so
 	}
 	var secret []byte
@@ -151,6 +161,12 @@ func openStore(ctx context.Context, o *options, d *Defences, log *zap.Logger) (r
 		d.IdempotencyStore = is
 		d.IdempotencyOnStoreError = errs.reporter("idempotency", StoreRefuse)
 	}
+	ss, err := statusredis.New(c, statusredis.Options{TTL: o.statusTTL})
+	if err != nil {
+		_ = c.Close()
+		return nil, nil, err
+	}
+	d.DeliveryStatus.Store = ss
 	log.Info("store: redis", zap.String("url", redisconn.Describe(o.store.url)),
 		zap.Bool("password", o.store.passwordFile != ""), zap.String("unavailable_policy", o.store.unavailable))
 	return c, errs, nil

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/nyaruka/phonenumbers"
@@ -38,6 +39,10 @@ const (
 	// MetricStoreErrors counts the failures of a shared store (Redis), by the layer that met
 	// it and the policy it applied.
 	MetricStoreErrors = "sms_connector_store_errors_total"
+	// MetricDeliveries counts the messages whose delivery reached a final state, by state.
+	MetricDeliveries = "sms_connector_delivery_total"
+	// MetricDeliveryDuration is the histogram of the time from a send to its final state.
+	MetricDeliveryDuration = "sms_connector_delivery_seconds"
 )
 
 // Label values the metrics use besides reasons, usage types and calling codes.
@@ -68,6 +73,8 @@ type Metrics struct {
 	httpRequests     *prometheus.CounterVec   // route, method, code
 	httpDuration     *prometheus.HistogramVec // route, method, code
 	storeErrors      *prometheus.CounterVec   // layer, policy
+	deliveries       *prometheus.CounterVec   // connector, country_code, state
+	deliveryDuration *prometheus.HistogramVec // connector, state
 }
 
 // NewMetrics returns the metrics, registered in a new Registry.
@@ -110,8 +117,18 @@ func NewMetrics() *Metrics {
 			Name: MetricStoreErrors,
 			Help: "Failures of the shared store (Redis: unreachable, timed out, answering errors), by layer (\"guard\", \"idempotency\") and the policy applied (\"refuse\": the send was refused; \"allow\": it went on without the layer).",
 		}, []string{"layer", "policy"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricDeliveries,
+			Help: "Messages whose delivery reached a final state (DELIVERED, UNDELIVERED, FAILED), by connector id, destination country calling code (\"unknown\" when the report did not carry the recipient) and state; each message counts once, across replicas sharing a store.",
+		}, []string{"connector", "country_code", "state"}),
+		deliveryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    MetricDeliveryDuration,
+			Help:    "Time from a send to its final delivery state, by final state, for the messages whose send time is known (sent by this process, or through a shared store).",
+			Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 14400},
+		}, []string{"connector", "state"}),
 	}
 	m.reg.MustRegister(m.grpc, m.messages, m.refusals, m.providerErrors, m.providerDuration, m.inFlight, m.httpRequests, m.httpDuration, m.storeErrors,
+		m.deliveries, m.deliveryDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -123,6 +140,23 @@ func (m *Metrics) StoreError(layer, policy string) {
 		return
 	}
 	m.storeErrors.WithLabelValues(layer, policy).Inc()
+}
+
+// Delivery counts a message of connectorID whose delivery reached the final state of st, and
+// observes the time from sentAt to st.UpdatedAt (not when sentAt or UpdatedAt is unknown). A nil
+// *Metrics counts nothing.
+func (m *Metrics) Delivery(connectorID string, st *connector.MessageStatus, sentAt time.Time) {
+	if m == nil || st == nil || !st.State.Final() {
+		return
+	}
+	cc := unknownLabel
+	if st.To != "" {
+		cc = callingCode(st.To)
+	}
+	m.deliveries.WithLabelValues(connectorID, cc, string(st.State)).Inc()
+	if !sentAt.IsZero() && !st.UpdatedAt.IsZero() {
+		m.deliveryDuration.WithLabelValues(connectorID, string(st.State)).Observe(max(st.UpdatedAt.Sub(sentAt), 0).Seconds())
+	}
 }
 
 // Registry returns the registry holding every metric, to register more or to gather them.

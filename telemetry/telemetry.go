@@ -19,6 +19,10 @@
 //   - sms_connector_sends_in_flight{connector}: sends in progress;
 //   - sms_connector_store_errors_total{layer, policy}: failures of the shared store (Redis)
 //     by the layer that met them and the policy it applied (refuse or allow);
+//   - sms_connector_delivery_total{connector, country_code, state}: messages whose delivery
+//     reached a final state, once each; sms_connector_delivery_seconds{connector, state}
+//     (histogram): the time from the send to that state (Metrics.Delivery, fed by package
+//     deliverystatus's OnFinal);
 //   - the Go runtime's and the process's collectors (go_*, process_*).
 //
 // Traces: a server span per RPC (otelgrpc) and, as its child, a client span per vendor call

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -37,7 +38,9 @@ import (
 
 	"github.com/sms-connector/sms-connector/connector"
 	"github.com/sms-connector/sms-connector/connector/console"
+	"github.com/sms-connector/sms-connector/connector/deliverystatus"
 	"github.com/sms-connector/sms-connector/connector/twilio"
+	"github.com/sms-connector/sms-connector/connector/twilio/twiliostatus"
 	"github.com/sms-connector/sms-connector/sdk"
 )
 
@@ -101,12 +104,13 @@ type app struct {
 func newBinary() sdk.Binary {
 	a := &app{connector: connectorTwilio}
 	return sdk.Binary{
-		Name:          "sms-connector",
-		Summary:       "Serves an SMS connector over gRPC (connector.sms.v1.SmsConnector): Twilio, or the console connector for development. Runs Go's garbage collector at GOGC=400 unless GOGC is set.",
-		Flags:         a.flags,
-		Sandbox:       a.sandbox,
-		New:           a.newConnector,
-		DefaultConfig: a.defaultConfig,
+		Name:            "sms-connector",
+		Summary:         "Serves an SMS connector over gRPC (connector.sms.v1.SmsConnector): Twilio, or the console connector for development. Runs Go's garbage collector at GOGC=400 unless GOGC is set.",
+		Flags:           a.flags,
+		Sandbox:         a.sandbox,
+		New:             a.newConnector,
+		DefaultConfig:   a.defaultConfig,
+		StatusCallbacks: a.statusCallbacks,
 	}
 }
 
@@ -158,11 +162,45 @@ func (a *app) newConnector(_ context.Context, rt *sdk.Runtime) (connector.SmsCon
 	if a.twilioAPIURL != "" && !rt.Sandbox {
 		rt.Log.Info("Twilio API URL overridden (--twilio-api-url): every Twilio call goes there", zap.String("url", a.twilioAPIURL))
 	}
-	c, err := twilio.New(twilio.Options{APIURL: a.twilioAPIURL, Timeout: a.twilioTimeout, MaxSegments: rt.MaxSegments})
+	callback := ""
+	if rt.PublicURL != "" {
+		callback = rt.PublicURL + twiliostatus.Path
+	}
+	c, err := twilio.New(twilio.Options{APIURL: a.twilioAPIURL, Timeout: a.twilioTimeout, MaxSegments: rt.MaxSegments, StatusCallbackURL: callback})
 	if err != nil {
 		return nil, fmt.Errorf("twilio connector: %w", err)
 	}
 	return c, nil
+}
+
+// statusCallbacks serves Twilio's status callbacks at twiliostatus.Path, verified with the
+// default config's auth token: Twilio signs callbacks with the account's auth token, even for
+// messages created with an API key. Without an auth token in the default config (API-key
+// auth, or no default config) nothing can verify them: every callback is refused (403) and the
+// statuses come from Twilio's fetch, as it says at start-up. Messages sent with a per-request
+// config of another account call back too, signed with that account's token: they are refused
+// the same way.
+func (a *app) statusCallbacks(_ context.Context, rt *sdk.Runtime, defaultConfig json.RawMessage, rec *deliverystatus.Recorder) (map[string]http.Handler, error) {
+	if a.connector != connectorTwilio {
+		return nil, nil
+	}
+	var token, account string
+	if len(defaultConfig) > 0 {
+		if cfg, vs := twilio.ParseConfig(defaultConfig); len(vs) == 0 {
+			token, account = cfg.AuthToken, cfg.AccountSID
+		}
+	}
+	if token == "" {
+		rt.Log.Warn("Twilio status callbacks cannot be verified: the default config has no authToken (Twilio signs callbacks with the account's auth token); every callback is refused (403) and statuses are fetched from Twilio instead",
+			zap.String("path", twiliostatus.Path))
+	}
+	h, err := twiliostatus.New(twiliostatus.Options{AuthToken: token, AccountSID: account, CallbackURL: rt.PublicURL + twiliostatus.Path,
+		Recorder: rec, Logger: rt.Log.Named("twilio-status")})
+	if err != nil {
+		return nil, err
+	}
+	rt.Log.Info("Twilio status callbacks", zap.String("url", rt.PublicURL+twiliostatus.Path), zap.Bool("verified", token != ""))
+	return map[string]http.Handler{twiliostatus.Path: h}, nil
 }
 
 // defaultConfig is the console connector's ready-made config; Twilio has none (an account is

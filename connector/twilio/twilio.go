@@ -85,6 +85,10 @@ type Options struct {
 	// rendered body takes more SMS segments; 0 means no limit but MaxBodyLength. A binary
 	// passes sdk.Runtime.MaxSegments.
 	MaxSegments int
+	// StatusCallbackURL, when set, is given to Twilio as every message's StatusCallback: Twilio
+	// then POSTs the message's status changes there (package twiliostatus serves them). It is
+	// an absolute http(s) URL; a binary passes --public-url + twiliostatus.Path.
+	StatusCallbackURL string
 }
 
 // Connector sends SMS through Twilio. It is safe for concurrent use; make one per process and
@@ -97,6 +101,7 @@ type Connector struct {
 	userAgent    []string
 	configs      *connector.ConfigCache[*prepared] // valid configurations, prepared once
 	maxSegments  int                               // Options.MaxSegments
+	callbackURL  string                            // Options.StatusCallbackURL
 
 	// Retry policy (see retry.go). Tests replace backoffBase, randN and sleep to run without
 	// real waits; nothing else changes them after New.
@@ -110,7 +115,8 @@ type Connector struct {
 var _ connector.SmsConnector = (*Connector)(nil)
 
 // New returns a Connector. It fails only when opts are invalid: an APIURL that is not an
-// absolute http(s) URL of a host alone, a negative Timeout or a negative MaxAttempts.
+// absolute http(s) URL of a host alone, a StatusCallbackURL that is not an absolute http(s)
+// URL, a negative Timeout or a negative MaxAttempts.
 func New(opts Options) (*Connector, error) {
 	c := &Connector{
 		transport:   opts.Transport,
@@ -123,6 +129,7 @@ func New(opts Options) (*Connector, error) {
 		sleep:       sleepContext,
 		configs:     connector.NewConfigCache[*prepared](opts.ConfigCacheSize, 0),
 		maxSegments: opts.MaxSegments,
+		callbackURL: opts.StatusCallbackURL,
 	}
 	switch {
 	case c.timeout < 0:
@@ -135,6 +142,12 @@ func New(opts Options) (*Connector, error) {
 		return nil, fmt.Errorf("twilio: negative MaxAttempts %d", opts.MaxAttempts)
 	case c.maxAttempts == 0:
 		c.maxAttempts = DefaultMaxAttempts
+	}
+	if opts.StatusCallbackURL != "" {
+		u, err := url.Parse(opts.StatusCallbackURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			return nil, fmt.Errorf("twilio: StatusCallbackURL %q: want an absolute http(s) URL without credentials", opts.StatusCallbackURL)
+		}
 	}
 	if opts.APIURL != "" {
 		u, err := url.Parse(opts.APIURL)
@@ -239,6 +252,9 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 	}
 	if cfg.DisableRiskCheck {
 		params.SetRiskCheck("disable")
+	}
+	if c.callbackURL != "" {
+		params.SetStatusCallback(c.callbackURL)
 	}
 
 	m, err := c.create(ctx, pc, params)

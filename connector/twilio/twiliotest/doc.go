@@ -74,6 +74,27 @@
 //	+15005550009                          21614 To is not a mobile number
 //	+15005550010                          21635 To is a landline (emulator extension)
 //
+// # Status callbacks
+//
+// A message created with a StatusCallback URL gets Twilio's status callbacks there: form posts
+// (AccountSid, MessageSid, SmsSid, MessageStatus, SmsStatus, To, From, ErrorCode, ...) signed
+// in X-Twilio-Signature as Twilio signs them ([Sign]: HMAC-SHA1 with the account's auth token
+// over the URL and the sorted parameters), each after [WithCallbackDelay] (default
+// [DefaultCallbackDelay]). Ordinary recipients go queued, sent, delivered; these end otherwise
+// (the emulator's own numbers: Twilio's test credentials never call back):
+//
+//	To            last callback            ErrorCode
+//	+15005550011  undelivered              30003 unreachable handset
+//	+15005550012  undelivered              30005 unknown handset
+//	+15005550013  undelivered              30006 landline or unreachable carrier
+//	+15005550014  undelivered              30007 filtered by the carrier
+//	+15005550015  failed (after queued)    30008 unknown error
+//
+// [WithCallbackChaos] posts every message's callbacks out of order and twice, as Twilio may:
+// sent, final, queued, sent, final. [Message.Status] follows the callbacks without going back;
+// [Server.Callbacks] lists the callbacks posted and their answers; [Server.WaitCallbacks] waits
+// for those in progress. Close aborts the callbacks not yet posted.
+//
 // # Faults
 //
 // [Server.InjectFault] queues a [Fault] for the next requests to the route. Fault.Status

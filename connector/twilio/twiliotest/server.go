@@ -60,9 +60,15 @@ type Message struct {
 	MessagingServiceSid string
 	// Body is the text of the message.
 	Body string
-	// Status is the status returned: "queued", or "accepted" with a Messaging Service.
+	// Status is the message's current status: "queued" (or "accepted" with a Messaging
+	// Service) when created, then, when it has a StatusCallback, each later status as its
+	// callback is posted ("sent", "delivered", "undelivered", "failed"; never going back, even
+	// with WithCallbackChaos).
 	Status string
-	// StatusCallback is the StatusCallback URL given, or empty. The emulator never calls it.
+	// ErrorCode is the Twilio error code of an "undelivered" or "failed" Status, 0 otherwise.
+	ErrorCode int
+	// StatusCallback is the StatusCallback URL given, or empty. When given, the emulator posts
+	// the message's status callbacks to it (see the package documentation).
 	StatusCallback string
 	// RiskCheck is the RiskCheck parameter given ("enable", "disable"), or empty.
 	RiskCheck string
@@ -89,6 +95,9 @@ type config struct {
 	senders    map[string]struct{} // From values the account owns besides the magic ones
 	services   map[string]struct{} // nil: every well-formed MG SID is valid
 	onMessage  func(Message)
+
+	callbackDelay time.Duration // before each status callback
+	callbackChaos bool          // callbacks out of order and repeated
 }
 
 // WithAccount sets the account the emulator authenticates and serves, replacing the sandbox
@@ -167,6 +176,10 @@ type Server struct {
 	requests int
 	faults   []queuedFault
 	latency  time.Duration
+	posted   []Callback // status callbacks posted
+
+	callbacks      sync.WaitGroup // status callback goroutines
+	callbackClient *http.Client
 
 	life      sync.Mutex // guards srv, started, closed
 	srv       *http.Server
@@ -194,11 +207,13 @@ func NewUnstartedServer(opts ...Option) *Server {
 		authToken:  SandboxAuthToken,
 		apiKeys:    make(map[string]string),
 		senders:    make(map[string]struct{}),
+
+		callbackDelay: DefaultCallbackDelay,
 	}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	s := &Server{cfg: cfg, done: make(chan struct{})}
+	s := &Server{cfg: cfg, done: make(chan struct{}), callbackClient: &http.Client{Timeout: callbackTimeout}}
 	mux := http.NewServeMux()
 	mux.HandleFunc(messagesPattern, s.serveMessages)
 	mux.HandleFunc("/", s.serveNotFound)
@@ -242,9 +257,10 @@ func (s *Server) Serve(l net.Listener) {
 	}(s.srv, s.serveDone)
 }
 
-// Close stops the emulator: it stops listening, aborts requests waiting out a latency, closes
-// every client connection, and returns once every handler has returned, so no goroutine of the
-// emulator outlives it. Calling it again does nothing.
+// Close stops the emulator: it stops listening, aborts requests waiting out a latency and
+// status callbacks not yet posted, closes every client connection, and returns once every
+// handler and callback has returned, so no goroutine of the emulator outlives it. Calling it
+// again does nothing.
 func (s *Server) Close() {
 	s.life.Lock()
 	if s.closed {
@@ -255,6 +271,8 @@ func (s *Server) Close() {
 	close(s.done)
 	srv, serveDone := s.srv, s.serveDone
 	s.life.Unlock()
+	defer s.callbacks.Wait()
+	defer s.callbackClient.CloseIdleConnections()
 	if srv == nil {
 		return
 	}
@@ -316,6 +334,7 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.messages = nil
+	s.posted = nil
 	s.requests = 0
 	s.faults = nil
 	s.latency = 0
@@ -377,7 +396,8 @@ func (s *Server) currentLatency() time.Duration {
 	return s.latency
 }
 
-// record stores an accepted message and then, outside the lock, calls the OnMessage hook.
+// record stores an accepted message and then, outside the lock, calls the OnMessage hook and
+// starts its status callbacks.
 func (s *Server) record(m Message) {
 	s.mu.Lock()
 	s.messages = append(s.messages, m)
@@ -385,6 +405,7 @@ func (s *Server) record(m Message) {
 	if s.cfg.onMessage != nil {
 		s.cfg.onMessage(m)
 	}
+	s.startCallbacks(m)
 }
 
 // wait sleeps d and reports whether the response should still be written: false when the client
