@@ -42,6 +42,10 @@ type Defences struct {
 	// what it does not know yet. Its Store is the --store's (memory or Redis), its records
 	// live --status-ttl.
 	DeliveryStatus deliverystatus.Options
+
+	// feedback, set by the SDK's own wiring, is given the guard built here, so that the final
+	// delivery states DeliveryStatus.OnFinal reports (callbacks and fetches alike) reach it.
+	feedback *guardFeedback
 }
 
 // Defend wraps next in d's protections. It is the one place that says in which order the
@@ -76,6 +80,9 @@ func Defend(next connector.SmsConnector, d Defences) (connector.SmsConnector, er
 		g, err := guard.New(c, d.GuardOptions)
 		if err != nil {
 			return nil, err
+		}
+		if d.feedback != nil {
+			d.feedback.g.Store(g)
 		}
 		c = g
 	}

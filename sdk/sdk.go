@@ -560,7 +560,7 @@ func serve(ctx context.Context, b Binary, o *options, getenv func(string) string
 	if vendor, err = tel.WrapVendor(ctx, vendor); err != nil {
 		return err
 	}
-	if err := wireStatus(ctx, vendor, &defences, tel.Metrics()); err != nil {
+	if err := wireStatus(ctx, vendor, &defences, tel.Metrics(), log); err != nil {
 		return err
 	}
 	conn, err := Defend(vendor, defences)

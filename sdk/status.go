@@ -9,10 +9,14 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/sms-connector/sms-connector/connector"
 	"github.com/sms-connector/sms-connector/connector/deliverystatus"
+	"github.com/sms-connector/sms-connector/connector/guard"
 	"github.com/sms-connector/sms-connector/telemetry"
 )
 
@@ -73,23 +77,55 @@ func loopbackHost(host string) bool {
 }
 
 // wireStatus sets d's delivery status hooks: each message's final state counted in m (nil: no
-// metrics) under vendor's connector id.
-func wireStatus(ctx context.Context, vendor connector.SmsConnector, d *Defences, m *telemetry.Metrics) error {
-	if d.DeliveryStatus.Store == nil || m == nil {
+// metrics) under vendor's connector id and, with the guard on, fed to the guard Defend builds
+// (its delivery feedback), whether the state came from a callback or a fetch; each trip of that
+// feedback is counted and logged.
+func wireStatus(ctx context.Context, vendor connector.SmsConnector, d *Defences, m *telemetry.Metrics, log *zap.Logger) error {
+	if d.DeliveryStatus.Store == nil {
 		return nil
 	}
-	md, err := vendor.Metadata(ctx)
-	if err != nil {
-		return fmt.Errorf("connector metadata: %w", err)
+	if d.Guard {
+		d.GuardOptions.OnTrip = func(t guard.DeliveryTrip) {
+			m.DeliveryTrip(t.Scope)
+			log.Warn("delivery feedback paused sends", zap.String("scope", t.Scope), zap.String("country", t.Country),
+				zap.Int("outcomes", t.Outcomes), zap.Int("undelivered", t.Undelivered), zap.Duration("cooldown", t.Cooldown))
+		}
+		d.feedback = &guardFeedback{}
 	}
-	if md == nil {
-		return errors.New("connector metadata: none")
+	id := ""
+	if m != nil {
+		md, err := vendor.Metadata(ctx)
+		if err != nil {
+			return fmt.Errorf("connector metadata: %w", err)
+		}
+		if md == nil {
+			return errors.New("connector metadata: none")
+		}
+		id = md.ID
 	}
-	id := md.ID
-	d.DeliveryStatus.OnFinal = func(_ context.Context, st *connector.MessageStatus, sentAt time.Time) {
-		m.Delivery(id, st, sentAt)
+	fb := d.feedback
+	d.DeliveryStatus.OnFinal = func(ctx context.Context, st *connector.MessageStatus, sentAt time.Time) {
+		if m != nil {
+			m.Delivery(id, st, sentAt)
+		}
+		fb.observe(ctx, st)
 	}
 	return nil
+}
+
+// guardFeedback hands final delivery states to the guard Defend builds, which exists only
+// after the hooks that report them are set.
+type guardFeedback struct{ g atomic.Pointer[guard.Guard] }
+
+// observe gives st to the guard, once there is one. A failure of the guard's store reaches
+// its OnStoreError; a status it cannot use is dropped.
+func (f *guardFeedback) observe(ctx context.Context, st *connector.MessageStatus) {
+	if f == nil {
+		return
+	}
+	if g := f.g.Load(); g != nil {
+		_ = g.ObserveDelivery(ctx, st)
+	}
 }
 
 // statusCallbacks returns the vendor's status callback handlers to serve on --http-listen:

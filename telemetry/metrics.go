@@ -43,6 +43,8 @@ const (
 	MetricDeliveries = "sms_connector_delivery_total"
 	// MetricDeliveryDuration is the histogram of the time from a send to its final state.
 	MetricDeliveryDuration = "sms_connector_delivery_seconds"
+	// MetricDeliveryTrips counts the abuse guard's delivery-feedback trips, by scope.
+	MetricDeliveryTrips = "sms_connector_delivery_trips_total"
 )
 
 // Label values the metrics use besides reasons, usage types and calling codes.
@@ -75,6 +77,7 @@ type Metrics struct {
 	storeErrors      *prometheus.CounterVec   // layer, policy
 	deliveries       *prometheus.CounterVec   // connector, country_code, state
 	deliveryDuration *prometheus.HistogramVec // connector, state
+	deliveryTrips    *prometheus.CounterVec   // scope
 }
 
 // NewMetrics returns the metrics, registered in a new Registry.
@@ -126,9 +129,13 @@ func NewMetrics() *Metrics {
 			Help:    "Time from a send to its final delivery state, by final state, for the messages whose send time is known (sent by this process, or through a shared store).",
 			Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 14400},
 		}, []string{"connector", "state"}),
+		deliveryTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricDeliveryTrips,
+			Help: "Times the abuse guard paused a scope (\"range\": a number range, \"country\") because most of its messages were not delivered.",
+		}, []string{"scope"}),
 	}
 	m.reg.MustRegister(m.grpc, m.messages, m.refusals, m.providerErrors, m.providerDuration, m.inFlight, m.httpRequests, m.httpDuration, m.storeErrors,
-		m.deliveries, m.deliveryDuration,
+		m.deliveries, m.deliveryDuration, m.deliveryTrips,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -140,6 +147,15 @@ func (m *Metrics) StoreError(layer, policy string) {
 		return
 	}
 	m.storeErrors.WithLabelValues(layer, policy).Inc()
+}
+
+// DeliveryTrip counts one trip of the guard's delivery feedback for scope ("range",
+// "country"). A nil *Metrics counts nothing.
+func (m *Metrics) DeliveryTrip(scope string) {
+	if m == nil {
+		return
+	}
+	m.deliveryTrips.WithLabelValues(scope).Inc()
 }
 
 // Delivery counts a message of connectorID whose delivery reached the final state of st, and
