@@ -60,7 +60,8 @@ type Message struct {
 	MessagingServiceSid string
 	// Body is the text of the message.
 	Body string
-	// Status is the status returned: "queued", or "accepted" with a Messaging Service.
+	// Status is the message's status: "queued" when created, or "accepted" with a Messaging
+	// Service. A GET of the message answers with its current value.
 	Status string
 	// StatusCallback is the StatusCallback URL given, or empty. The emulator never calls it.
 	StatusCallback string
@@ -201,6 +202,7 @@ func NewUnstartedServer(opts ...Option) *Server {
 	s := &Server{cfg: cfg, done: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc(messagesPattern, s.serveMessages)
+	mux.HandleFunc(messagePattern, s.serveMessage)
 	mux.HandleFunc("/", s.serveNotFound)
 	s.handler = mux
 	return s
@@ -302,8 +304,8 @@ func (s *Server) Messages() []Message {
 	return slices.Clone(s.messages)
 }
 
-// Requests reports how many requests reached the Messages.json route, including those that were
-// faulted, rejected, or abandoned by the client.
+// Requests reports how many requests reached the Messages routes (create and GET), including
+// those that were faulted, rejected, or abandoned by the client.
 func (s *Server) Requests() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -375,6 +377,19 @@ func (s *Server) currentLatency() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.latency
+}
+
+// message returns the current record of the message sid of account, if the emulator
+// accepted it.
+func (s *Server) message(account, sid string) (Message, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.messages {
+		if m.Sid == sid && m.AccountSid == account {
+			return m, true
+		}
+	}
+	return Message{}, false
 }
 
 // record stores an accepted message and then, outside the lock, calls the OnMessage hook.
