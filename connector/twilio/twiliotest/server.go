@@ -331,7 +331,7 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.latency = max(d, 0)
 }
 
-// InjectFault queues f for the next times requests to the Messages.json route; with times < 0
+// InjectFault queues f for the next times requests to the Messages routes; with times < 0
 // f answers every request until ClearFaults or Reset, and faults queued after it never fire.
 // Faults queue first in, first out. It panics if f.Kind is not one of the FaultKind constants.
 func (s *Server) InjectFault(f Fault, times int) {
