@@ -170,8 +170,7 @@ type conformanceTest struct {
 // RunConformanceTests runs the whole suite against the connectors newHarness makes, each rule
 // as a subtest of t (Metadata, ValidateConfig/..., TemplateSelection/..., Rendering/...,
 // Errors/..., Receipt/..., Context/..., Concurrency, MessageStatus/...). Run it under -race: the
-// concurrency
-// subtest is only as good as the race detector watching it.
+// concurrency subtest is only as good as the race detector watching it.
 func RunConformanceTests(t *testing.T, newHarness HarnessMaker) {
 	t.Helper()
 	tests := []conformanceTest{
