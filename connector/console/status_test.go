@@ -62,16 +62,17 @@ func TestMessageStatusOfWrittenMessages(t *testing.T) {
 }
 
 func TestMessageStatusForgetsTheOldest(t *testing.T) {
+	const kept = 50
 	var out bytes.Buffer
-	c := New(Options{Writer: &out})
+	c := New(Options{Writer: &out, KeptStatuses: kept})
 	first := sendOne(t, c).MessageID
 	second := sendOne(t, c).MessageID
 	var last string
-	for range KeptStatuses - 1 {
+	for range kept - 1 {
 		last = sendOne(t, c).MessageID
 		out.Reset()
 	}
-	// KeptStatuses+1 messages written: the first is forgotten, the second and last are kept.
+	// kept+1 messages written: the first is forgotten, the second and last are kept.
 	if _, err := c.MessageStatus(context.Background(), first, nil); connector.ReasonOf(err) != connector.ReasonMessageNotFound {
 		t.Errorf("the oldest message: %v, want MESSAGE_NOT_FOUND", err)
 	}
@@ -80,7 +81,25 @@ func TestMessageStatusForgetsTheOldest(t *testing.T) {
 			t.Errorf("MessageStatus(%s) = %+v, %v", id, st, err)
 		}
 	}
-	if n := len(c.written.byID); n != KeptStatuses {
-		t.Errorf("%d statuses kept, want %d", n, KeptStatuses)
+	if n := len(c.written.byID); n != kept {
+		t.Errorf("%d statuses kept, want %d", n, kept)
+	}
+}
+
+func TestMessageStatusKeptStatuses(t *testing.T) {
+	tests := []struct {
+		kept int
+		want int
+	}{{0, DefaultKeptStatuses}, {-1, 0}, {3, 3}}
+	for _, tt := range tests {
+		c := New(Options{Writer: &bytes.Buffer{}, KeptStatuses: tt.kept})
+		if c.written.max != tt.want {
+			t.Errorf("KeptStatuses %d keeps %d, want %d", tt.kept, c.written.max, tt.want)
+		}
+	}
+	c := New(Options{Writer: &bytes.Buffer{}, KeptStatuses: -1})
+	r := sendOne(t, c)
+	if _, err := c.MessageStatus(context.Background(), r.MessageID, nil); connector.ReasonOf(err) != connector.ReasonMessageNotFound {
+		t.Errorf("with no statuses kept: %v, want MESSAGE_NOT_FOUND", err)
 	}
 }
