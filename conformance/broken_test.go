@@ -49,6 +49,10 @@ const (
 	flawNoDefaultConfig     flaw = "noDefaultConfig"     // the server has no default configuration
 	flawCodeOnlyTemplates   flaw = "codeOnlyTemplates"   // a template with {{link}} and no {{code}} is invalid
 	flawAcceptsAnyLink      flaw = "acceptsAnyLink"      // payload.link is not checked
+	// GetMessageStatus answers gRPC's own UNIMPLEMENTED, without ErrorInfo
+	flawStatusBareUnimplemented flaw = "statusBareUnimplemented"
+	flawStatusAcceptsNoID       flaw = "statusAcceptsNoID"  // an empty message_id is looked up, not refused
+	flawStatusFindsUnknown      flaw = "statusFindsUnknown" // an id never sent has a status
 )
 
 // brokenServer is a small SmsConnector of an invented vendor whose configuration is
@@ -281,7 +285,7 @@ func TestCheckCatchesBrokenServers(t *testing.T) {
 		{flaw: flawUnknownErrors, failing: []failure{
 			{"SendMessage/EmptyTo", `conformance: SendMessage with an empty 'to' must fail with INVALID_ARGUMENT and reason INVALID_PHONE_NUMBER or INVALID_REQUEST, got UNKNOWN without a google.rpc.ErrorInfo: "boom"`},
 			{"ValidateConfig/MissingConfig", `conformance: ValidateConfig without a config must fail with INVALID_ARGUMENT and reason INVALID_REQUEST, got UNKNOWN without a google.rpc.ErrorInfo: "boom"`},
-			{"Errors/ErrorInfo", `conformance: every error of an SmsConnector RPC must carry a google.rpc.ErrorInfo with the domain "sms-connector.dev" and a reason named in ErrorReason, and must not have the code UNKNOWN: ValidateConfig without a config, SendMessage with an empty 'to', SendMessage with the malformed 'to' "not-a-phone-number" and 6 more calls returned UNKNOWN without a google.rpc.ErrorInfo: "boom", which has the code UNKNOWN and no google.rpc.ErrorInfo`},
+			{"Errors/ErrorInfo", `conformance: every error of an SmsConnector RPC must carry a google.rpc.ErrorInfo with the domain "sms-connector.dev" and a reason named in ErrorReason, and must not have the code UNKNOWN: ValidateConfig without a config, SendMessage with an empty 'to', SendMessage with the malformed 'to' "not-a-phone-number" and 8 more calls returned UNKNOWN without a google.rpc.ErrorInfo: "boom", which has the code UNKNOWN and no google.rpc.ErrorInfo`},
 		}},
 		{flaw: flawMetadataNoEnglish, failing: []failure{
 			{"Metadata/Name", `conformance: Metadata.Name (name) must have a non-empty "en" entry (the language platforms fall back to), got the languages ["fr"]`},
@@ -344,7 +348,17 @@ func TestCheckCatchesBrokenServers(t *testing.T) {
 		{flaw: flawAcceptsAnyLink, failing: []failure{
 			{"SendMessage/NotHTTPSLink", `conformance: SendMessage with the payload.link "http://example.com/invite" (not https) must fail with INVALID_ARGUMENT and reason INVALID_REQUEST, got success`},
 		}},
-		{flaw: flawNoDefaultConfig, failing: []failure{
+		{flaw: flawStatusBareUnimplemented, failing: []failure{
+			{"GetMessageStatus/MissingID", `conformance: GetMessageStatus without a message_id must fail with INVALID_ARGUMENT and reason INVALID_REQUEST, got UNIMPLEMENTED without a google.rpc.ErrorInfo`},
+			{"Errors/ErrorInfo", `returned UNIMPLEMENTED without a google.rpc.ErrorInfo: "method GetMessageStatus not implemented", which has no google.rpc.ErrorInfo`},
+		}},
+		{flaw: flawStatusAcceptsNoID, failing: []failure{
+			{"GetMessageStatus/MissingID", `conformance: GetMessageStatus without a message_id must fail with INVALID_ARGUMENT and reason INVALID_REQUEST, got NOT_FOUND with reason MESSAGE_NOT_FOUND`},
+		}},
+		{flaw: flawStatusFindsUnknown, failing: []failure{
+			{"MessageStatus/UnknownID", `an id no send returned, with the server's default config must fail with reason MESSAGE_NOT_FOUND, got a status with state QUEUED`},
+		}},
+		{flaw: flawNoDefaultConfig, skipped: []string{"MessageStatus/UnknownID", "MessageStatus/SentMessage"}, failing: []failure{
 			{"Send/DefaultConfig", `must succeed, got FAILED_PRECONDITION with reason CONFIG_MISSING: "no config and no default config" (the server has no default configuration: start it with one, or leave out the phone number to skip the Send rules)`},
 		}},
 	}
@@ -385,4 +399,26 @@ func TestCheckCatchesBrokenServers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// GetMessageStatus answers message_id required, a message this server sent as delivered, and
+// any other id NOT_FOUND, or the flawed variants.
+func (s *brokenServer) GetMessageStatus(_ context.Context, req *smsv1.GetMessageStatusRequest) (*smsv1.MessageStatus, error) {
+	id := req.GetMessageId()
+	switch {
+	case s.flaw == flawStatusBareUnimplemented:
+		return nil, status.Error(codes.Unimplemented, "method GetMessageStatus not implemented")
+	case id == "" && s.flaw != flawStatusAcceptsNoID:
+		return nil, s.fail(codes.InvalidArgument, "INVALID_REQUEST", "message_id is required", "message_id")
+	case len(req.GetConfig().GetFields()) == 0 && s.flaw == flawNoDefaultConfig:
+		return nil, s.fail(codes.FailedPrecondition, "CONFIG_MISSING", "no config and no default config")
+	}
+	var n int64
+	if _, err := fmt.Sscanf(id, "broken-%d", &n); err != nil || n < 1 || n > s.sent.Load() {
+		if s.flaw == flawStatusFindsUnknown {
+			return &smsv1.MessageStatus{MessageId: id, State: smsv1.DeliveryState_DELIVERY_STATE_QUEUED, VendorStatus: "queued"}, nil
+		}
+		return nil, s.fail(codes.NotFound, "MESSAGE_NOT_FOUND", "no message "+id)
+	}
+	return &smsv1.MessageStatus{MessageId: id, State: smsv1.DeliveryState_DELIVERY_STATE_DELIVERED, VendorStatus: "delivered", Segments: 1}, nil
 }

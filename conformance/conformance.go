@@ -59,6 +59,15 @@
 //     receipt. (gRPC clients, grpc-go's included, refuse such a call before it leaves the
 //     process, so the rule proves what a platform sees; a deadline that passes inside the
 //     connector is connectortest's Context rule.)
+//   - GetMessageStatus/MissingID: a GetMessageStatus without message_id fails with
+//     INVALID_ARGUMENT, reason INVALID_REQUEST and a BadRequest naming "message_id".
+//   - MessageStatus/UnknownID: GetMessageStatus of an id no send returned, with the server's
+//     default config, fails with NOT_FOUND (MESSAGE_NOT_FOUND), or UNIMPLEMENTED (NOT_SUPPORTED)
+//     from a connector that cannot tell statuses (skipped when the server has no default
+//     configuration).
+//   - MessageStatus/SentMessage (only with Options.SendTo): GetMessageStatus of Send/DefaultConfig's
+//     message reports its message_id, a state other than UNSPECIFIED and the vendor's status
+//     word, or UNIMPLEMENTED (NOT_SUPPORTED).
 //   - Errors/ErrorInfo: every error an SmsConnector RPC returned during the run (expected or
 //     not) had a code other than UNKNOWN and a google.rpc.ErrorInfo with domain
 //     "sms-connector.dev" and a reason named in ErrorReason (without its "ERROR_REASON_" prefix).

@@ -92,6 +92,9 @@ var rules = slices.Concat([]rule{
 	{"SendMessage/InvalidConfig", (*checker).sendInvalidConfig},
 	{"Send/DefaultConfig", (*checker).sendDefaultConfig},
 	{"Send/ExpiredDeadline", (*checker).sendExpiredDeadline},
+	{"GetMessageStatus/MissingID", (*checker).statusMissingID},
+	{contract.RuleStatusUnknownID, (*checker).statusUnknownID},
+	{contract.RuleStatusOfSent, (*checker).statusOfSent},
 	{"Errors/ErrorInfo", (*checker).errorInfo},
 })
 
@@ -116,9 +119,10 @@ type checker struct {
 	hc   healthpb.HealthClient
 	opts Options
 
-	md   *smsv1.GetMetadataResponse // nil until the Metadata rule passed its call
-	cmd  *connector.Metadata        // md converted back to connector types
-	errs []observed
+	md     *smsv1.GetMetadataResponse // nil until the Metadata rule passed its call
+	cmd    *connector.Metadata        // md converted back to connector types
+	errs   []observed
+	sentID string // the message_id of Send/DefaultConfig's message; "" until it passed
 }
 
 // observed is an error an SmsConnector RPC returned, with the call that returned it.
@@ -444,6 +448,7 @@ func (c *checker) sendDefaultConfig(ctx context.Context) Result {
 		return failf("%s must succeed, got %s%s", what, e, hint)
 	}
 	p := problems(contract.Receipt(what, protoconv.ReceiptFromResponse(resp), to))
+	c.sentID = resp.GetMessageId()
 	if c.md != nil && resp.GetConnectorId() != c.md.GetId() {
 		p.addf("%s: SendMessageResponse.connector_id must be GetMetadata's id %q, got %q", what, c.md.GetId(), resp.GetConnectorId())
 	}
@@ -471,6 +476,80 @@ func (c *checker) sendExpiredDeadline(ctx context.Context) Result {
 		return failf("%s must fail with DEADLINE_EXCEEDED or CANCELLED, never UNKNOWN, got %s", what, e)
 	}
 	return passf("%s fails with %s", what, codeName(e.st.Code()))
+}
+
+func (c *checker) getMessageStatus(ctx context.Context, what string, id string) (*smsv1.MessageStatus, error) {
+	ctx, cancel := c.rpcContext(ctx)
+	defer cancel()
+	resp, err := c.sms.GetMessageStatus(ctx, &smsv1.GetMessageStatusRequest{MessageId: id})
+	c.observe(what, err)
+	return resp, err
+}
+
+func (c *checker) statusMissingID(ctx context.Context) Result {
+	x := expectation{what: "GetMessageStatus without a message_id", code: codes.InvalidArgument,
+		reasons: []string{reasonInvalidRequest}, fields: []string{"message_id", "messageId"}}
+	resp, err := c.getMessageStatus(ctx, x.what, "")
+	p := problems(x.check(fmt.Sprintf("state %s", resp.GetState()), err))
+	return p.result("%s fails with %s", x.what, inspect(err))
+}
+
+// statusAnswer converts the outcome of a GetMessageStatus back to connector types: a status
+// only on success, and the error as a host gets it.
+func statusAnswer(resp *smsv1.MessageStatus, err error) (*connector.MessageStatus, error) {
+	if err != nil {
+		return nil, protoconv.ErrorFromStatus(err)
+	}
+	return protoconv.MessageStatusFromProto(resp), nil
+}
+
+func (c *checker) statusUnknownID(ctx context.Context) Result {
+	what := fmt.Sprintf("GetMessageStatus of %q, an id no send returned, with the server's default config", contract.UnknownMessageID)
+	resp, err := c.getMessageStatus(ctx, what, contract.UnknownMessageID)
+	e := inspect(err)
+	if err != nil && e.reason() == reasonConfigMissing {
+		return skipf("%s: the server has no default configuration (CONFIG_MISSING)", what)
+	}
+	supported := err == nil || e.st.Code() != codes.Unimplemented
+	if resp.GetState() == smsv1.DeliveryState_DELIVERY_STATE_UNSPECIFIED && err == nil {
+		return failf("%s must fail with NOT_FOUND (MESSAGE_NOT_FOUND) or UNIMPLEMENTED (NOT_SUPPORTED), got a status with state DELIVERY_STATE_UNSPECIFIED", what)
+	}
+	st, cerr := statusAnswer(resp, err)
+	p := problems(contract.StatusOfUnknown(what, st, cerr, supported))
+	if len(p) == 0 && err != nil {
+		want := codes.NotFound
+		if !supported {
+			want = codes.Unimplemented
+		}
+		if e.st.Code() != want {
+			p.addf("%s must fail with %s for reason %s, got %s", what, codeName(want), e.reason(), e)
+		}
+	}
+	return p.result("%s fails with %s", what, e)
+}
+
+func (c *checker) statusOfSent(ctx context.Context) Result {
+	if c.opts.SendTo == "" {
+		return skipNoSendTo()
+	}
+	if c.sentID == "" {
+		return skipf("needs the message_id of Send/DefaultConfig, which did not succeed")
+	}
+	what := fmt.Sprintf("GetMessageStatus of %q, the message Send/DefaultConfig sent, with the server's default config", c.sentID)
+	resp, err := c.getMessageStatus(ctx, what, c.sentID)
+	if err == nil && resp.GetState() == smsv1.DeliveryState_DELIVERY_STATE_UNSPECIFIED {
+		return failf("%s: MessageStatus.state must never be DELIVERY_STATE_UNSPECIFIED", what)
+	}
+	st, cerr := statusAnswer(resp, err)
+	supported, shared := contract.StatusOfSent(what, st, cerr, c.sentID)
+	p := problems(shared)
+	if !supported && len(p) == 0 {
+		if code := inspect(err).st.Code(); code != codes.Unimplemented {
+			p.addf("%s must fail with UNIMPLEMENTED for reason NOT_SUPPORTED, got %s", what, inspect(err))
+		}
+		return p.result("the connector cannot tell delivery statuses: %s", inspect(err))
+	}
+	return p.result("state %s, vendor status %q", resp.GetState(), resp.GetVendorStatus())
 }
 
 func (c *checker) errorInfo(context.Context) Result {

@@ -68,7 +68,7 @@ func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // ourRequest reports whether m is a request message of the SmsConnector service.
 func ourRequest(m proto.Message) bool {
 	switch m.(type) {
-	case *smsv1.SendMessageRequest, *smsv1.ValidateConfigRequest, *smsv1.GetMetadataRequest:
+	case *smsv1.SendMessageRequest, *smsv1.ValidateConfigRequest, *smsv1.GetMetadataRequest, *smsv1.GetMessageStatusRequest:
 		return true
 	}
 	return false

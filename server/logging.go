@@ -29,6 +29,7 @@ const (
 	fieldConnectorID  = "connector.id"
 	fieldUsageType    = "sms.usage_type"
 	fieldTo           = "sms.to"
+	fieldMessageID    = "sms.message_id"
 	fieldErrorReason  = "error.reason"
 	fieldProvider     = "error.provider"
 	fieldProviderCode = "error.provider_code"
@@ -121,10 +122,11 @@ type requestFields struct {
 var quietMethods = []string{"/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/", "/grpc.reflection.v1alpha.ServerReflection/"}
 
 // withRequestFields returns ctx carrying the log fields of one call, computed from its request
-// without ever copying a payload: the connector id, and for SendMessage the usage type and
-// the masked recipient. The logging interceptor reads them through fieldsOfCall rather than
-// from fields injected with logging.InjectFields: the middleware merges injected fields with
-// its own through a map at every step, a visible share of an RPC's cost.
+// without ever copying a payload: the connector id, for SendMessage the usage type and the
+// masked recipient, for GetMessageStatus the message id. The logging interceptor reads them
+// through fieldsOfCall rather than from fields injected with logging.InjectFields: the
+// middleware merges injected fields with its own through a map at every step, a visible share
+// of an RPC's cost.
 func (s *Server) withRequestFields(ctx context.Context, method string, req any) context.Context {
 	rf := &requestFields{fields: append(make(logging.Fields, 0, 6), fieldConnectorID, s.svc.connectorID)}
 	if r, ok := req.(*smsv1.SendMessageRequest); ok {
@@ -133,6 +135,13 @@ func (s *Server) withRequestFields(ctx context.Context, method string, req any) 
 			u = r.GetUsageType().String()
 		}
 		rf.fields = append(rf.fields, fieldUsageType, u, fieldTo, maskedRecipient(r.GetTo()))
+	}
+	if r, ok := req.(*smsv1.GetMessageStatusRequest); ok {
+		id := r.GetMessageId()
+		if protoconv.CheckMessageID(id) != nil {
+			id = "(invalid)" // the input might be anything
+		}
+		rf.fields = append(rf.fields, fieldMessageID, id)
 	}
 	for _, p := range quietMethods {
 		if strings.HasPrefix(method, p) {

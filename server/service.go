@@ -36,27 +36,9 @@ func (s *service) SendMessage(ctx context.Context, req *smsv1.SendMessageRequest
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	structCfg := req.GetConfig()
-	if len(structCfg.GetFields()) == 0 {
-		structCfg = nil // an empty Struct, as an absent one, asks for the default config
-	}
-	cfg, cfgField, err := requestConfig(structCfg, req.GetConfigJson())
+	cfg, cfgField, err := s.useConfig(req.GetConfig(), req.GetConfigJson())
 	if err != nil {
 		return nil, s.fail(ctx, err)
-	}
-	if cfgField == protoconv.ConfigJSONField && !jsonObjectText(req.GetConfigJson()) {
-		return nil, s.fail(ctx, &connector.Error{
-			Reason:     connector.ReasonInvalidConfig,
-			Message:    "config_json is not a JSON object",
-			Violations: []connector.Violation{{Field: protoconv.ConfigJSONField, Description: descNotObject}},
-		})
-	}
-	if cfg == nil {
-		cfg = s.defaultConfig
-	}
-	if cfg == nil {
-		return nil, s.fail(ctx, connector.Errorf(connector.ReasonConfigMissing,
-			"the request carries no config and the server has no default config"))
 	}
 	msg.Config = cfg
 	return s.send(ctx, msg, cfgField)
@@ -107,6 +89,64 @@ func (s *service) ValidateConfig(ctx context.Context, req *smsv1.ValidateConfigR
 		return nil, s.fail(ctx, err)
 	}
 	return &smsv1.ValidateConfigResponse{Valid: len(vs) == 0, Violations: protoconv.ViolationsToProto(vs)}, nil
+}
+
+// GetMessageStatus validates the request, resolves the config as SendMessage does and asks the
+// connector stack for the message's status (NOT_SUPPORTED when it cannot tell).
+func (s *service) GetMessageStatus(ctx context.Context, req *smsv1.GetMessageStatusRequest) (*smsv1.MessageStatus, error) {
+	if err := decodeFailure(req); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if err := protoconv.CheckMessageID(req.GetMessageId()); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	cfg, cfgField, err := s.useConfig(req.GetConfig(), req.GetConfigJson())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	st, err := connector.ReadStatus(ctx, s.conn, req.GetMessageId(), cfg)
+	if err != nil {
+		var ce *connector.Error
+		if cfgField != "" && errors.As(err, &ce) && ce.Reason == connector.ReasonInvalidConfig && len(ce.Violations) > 0 {
+			err = protoconv.ConfigViolationsIn(ce, cfgField)
+		}
+		return nil, s.fail(ctx, err)
+	}
+	if st == nil {
+		return nil, s.fail(ctx, errors.New("connector returned neither a status nor an error"))
+	}
+	out := *st // st may be shared (a store's copy): never write to it
+	if out.MessageID == "" {
+		out.MessageID = req.GetMessageId()
+	}
+	return protoconv.MessageStatusToProto(&out), nil
+}
+
+// useConfig returns the configuration a message is sent or looked up with, from a request's
+// config and config_json (see requestConfig), and the request field it came in: an empty or
+// absent one is the server's default ("" field), and with neither it is CONFIG_MISSING;
+// config_json text that is not a JSON object is INVALID_CONFIG.
+func (s *service) useConfig(structCfg *structpb.Struct, text string) (json.RawMessage, string, error) {
+	if len(structCfg.GetFields()) == 0 {
+		structCfg = nil // an empty Struct, as an absent one, asks for the default config
+	}
+	cfg, cfgField, err := requestConfig(structCfg, text)
+	switch {
+	case err != nil:
+		return nil, "", err
+	case cfgField == protoconv.ConfigJSONField && !jsonObjectText(text):
+		return nil, "", &connector.Error{
+			Reason:     connector.ReasonInvalidConfig,
+			Message:    "config_json is not a JSON object",
+			Violations: []connector.Violation{{Field: protoconv.ConfigJSONField, Description: descNotObject}},
+		}
+	case cfg != nil:
+		return cfg, cfgField, nil
+	case s.defaultConfig != nil:
+		return s.defaultConfig, "", nil
+	}
+	return nil, "", connector.Errorf(connector.ReasonConfigMissing,
+		"the request carries no config and the server has no default config")
 }
 
 // requestConfig returns the configuration a request carries, as JSON, and the request field it

@@ -28,7 +28,10 @@ type Client struct {
 	rpc smsv1.SmsConnectorClient
 }
 
-var _ connector.SmsConnector = (*Client)(nil)
+var (
+	_ connector.SmsConnector = (*Client)(nil)
+	_ connector.StatusReader = (*Client)(nil)
+)
 
 // NewClient returns the connector served at the other end of cc.
 func NewClient(cc grpc.ClientConnInterface) *Client {
@@ -91,6 +94,37 @@ func (c *Client) Metadata(ctx context.Context) (*connector.Metadata, error) {
 		return nil, callError(ctx, err)
 	}
 	return protoconv.MetadataFromProto(resp), nil
+}
+
+// MessageStatus asks for a message's delivery status with GetMessageStatus, with config as
+// the vendor account to ask (empty: the server's default config). A config that is not a JSON
+// object cannot be sent and is INVALID_CONFIG (one violation of the whole configuration, field
+// ""), without a call; violations the server reports come back with the field paths of config,
+// as Send's do.
+//
+// A server that cannot tell delivery statuses answers UNIMPLEMENTED: that is NOT_SUPPORTED
+// here, whether the server is of this contract (ErrorInfo NOT_SUPPORTED) or of an older one
+// that has no GetMessageStatus at all (gRPC's own UNIMPLEMENTED, without ErrorInfo; see
+// protoconv.ErrorFromStatus), so a caller checks one reason.
+func (c *Client) MessageStatus(ctx context.Context, messageID string, config json.RawMessage) (*connector.MessageStatus, error) {
+	req := &smsv1.GetMessageStatusRequest{MessageId: messageID}
+	if len(config) > 0 {
+		cfg, err := protoconv.JSONToStruct(config)
+		if err != nil {
+			return nil, &connector.Error{Reason: connector.ReasonInvalidConfig, Message: "the config is not a JSON object",
+				Violations: []connector.Violation{{Field: "", Description: err.Error() + ": the configuration must be a JSON object"}}}
+		}
+		req.Config = cfg
+	}
+	resp, err := c.rpc.GetMessageStatus(ctx, req)
+	if err != nil {
+		ce := callError(ctx, err)
+		if ce.Reason == connector.ReasonInvalidConfig {
+			protoconv.UnprefixConfigViolations(ce)
+		}
+		return nil, ce
+	}
+	return protoconv.MessageStatusFromProto(resp), nil
 }
 
 // callError turns the error of a call into the *connector.Error the caller gets. When the

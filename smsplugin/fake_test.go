@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sms-connector/sms-connector/connector"
 )
@@ -76,4 +77,41 @@ func (f *fakeConnector) Metadata(context.Context) (*connector.Metadata, error) {
 		ConfigSchema: map[string]any{"type": "object"},
 		UsageTypes:   connector.UsageTypes(), Version: "0.0.1",
 	}, nil
+}
+
+// Magic message ids of statusFake.
+const (
+	fakeMessageID    = "FAKE1"      // the id the fake's Send returns; its status is DELIVERED
+	unknownMessageID = "SMnotknown" // MESSAGE_NOT_FOUND
+)
+
+// statusFake is fakeConnector that tells delivery statuses: fakeMessageID is delivered,
+// anything else unknown. It records the configs it was asked with.
+type statusFake struct {
+	*fakeConnector
+
+	mu      sync.Mutex
+	configs []string
+}
+
+func (f *statusFake) MessageStatus(_ context.Context, id string, cfg json.RawMessage) (*connector.MessageStatus, error) {
+	f.mu.Lock()
+	f.configs = append(f.configs, string(cfg))
+	f.mu.Unlock()
+	if strings.Contains(string(cfg), badConfigMarker) {
+		return nil, &connector.Error{Reason: connector.ReasonInvalidConfig, Message: "the config has 1 problem",
+			Violations: []connector.Violation{{Field: "accountSID", Description: "is required"}}}
+	}
+	if id != fakeMessageID {
+		return nil, connector.Errorf(connector.ReasonMessageNotFound, "no message %s", id)
+	}
+	return &connector.MessageStatus{MessageID: id, State: connector.DeliveryDelivered, VendorStatus: "delivered", Segments: 1,
+		UpdatedAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}, nil
+}
+
+// askedConfigs returns the configs MessageStatus was asked with.
+func (f *statusFake) askedConfigs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.configs...)
 }

@@ -230,6 +230,8 @@ function connect(target, { serverCertPem = null, clientCert, protoDir } = {}) {
     validateConfig: (req, o) => unary(sms, 'ValidateConfig', req, o),
     /** connector.sms.v1.SmsConnector/GetMetadata */
     getMetadata: (req = {}, o) => unary(sms, 'GetMetadata', req, o),
+    /** connector.sms.v1.SmsConnector/GetMessageStatus */
+    getMessageStatus: (req, o) => unary(sms, 'GetMessageStatus', req, o),
     /** grpc.health.v1.Health/Check; the plugin's own health is service "plugin" */
     healthCheck: (service = 'plugin', o) => unary(health, 'Check', { service }, o),
     /** Resolves once the channel is connected (rejects after deadlineMs). */

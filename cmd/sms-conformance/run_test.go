@@ -84,7 +84,7 @@ func TestRunInProcess(t *testing.T) {
 		lines []string // lines the report must hold
 	}{
 		{name: "console with sends", addr: serveConsole, args: []string{"--send-to", "+15005550006"}, code: exitPass,
-			lines: []string{"PASS Send/DefaultConfig: ", "conformance: 26 rules: 26 passed, 0 failed, 0 skipped"}},
+			lines: []string{"PASS Send/DefaultConfig: ", "conformance: 29 rules: 29 passed, 0 failed, 0 skipped"}},
 		{name: "console without sends", addr: serveConsole, code: exitPass,
 			lines: []string{"SKIP Send/DefaultConfig: sends a real message, and no phone number was given to send it to"}},
 		{name: "console plugin health", addr: serveConsole, args: []string{"--health-service", "plugin"}, code: exitFail,

@@ -46,6 +46,10 @@
 //   - Context: CANCELLED for a cancelled context and PROVIDER_TIMEOUT for an expired deadline,
 //     with nothing delivered; with a Staller, the same reasons for a Send blocked in the
 //     vendor, which must return, nothing delivered for it, and the connector usable afterwards.
+//   - MessageStatus: a connector that is a connector.StatusReader reports the status of a
+//     message it just accepted with its MessageID, a known State and the vendor's status word
+//     (SentMessage), and MESSAGE_NOT_FOUND for an id no send returned (UnknownID); one that is
+//     not (or cannot tell) answers NOT_SUPPORTED to both, through connector.ReadStatus.
 //   - Concurrency: 32 concurrent Sends (with Metadata and ValidateConfig calls among them)
 //     all delivered as rendered, with unique MessageIDs.
 //
@@ -165,8 +169,8 @@ type conformanceTest struct {
 
 // RunConformanceTests runs the whole suite against the connectors newHarness makes, each rule
 // as a subtest of t (Metadata, ValidateConfig/..., TemplateSelection/..., Rendering/...,
-// Errors/..., Receipt/..., Context/..., Concurrency). Run it under -race: the concurrency
-// subtest is only as good as the race detector watching it.
+// Errors/..., Receipt/..., Context/..., Concurrency, MessageStatus/...). Run it under -race: the
+// concurrency subtest is only as good as the race detector watching it.
 func RunConformanceTests(t *testing.T, newHarness HarnessMaker) {
 	t.Helper()
 	tests := []conformanceTest{
@@ -178,6 +182,7 @@ func RunConformanceTests(t *testing.T, newHarness HarnessMaker) {
 		{"Receipt", testReceipt},
 		{"Context", testContext},
 		{"Concurrency", testConcurrency},
+		{"MessageStatus", testMessageStatus},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newHarness) })

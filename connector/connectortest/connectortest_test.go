@@ -51,6 +51,8 @@ const (
 	flawDropsLink              flaw = "dropsLink"              // {{link}} renders empty
 	flawIgnoresPreferences     flaw = "ignoresPreferences"     // Payload.Locales is not tried after Payload.Locale
 	flawSendsWithoutValue      flaw = "sendsWithoutValue"      // a template that carries neither the code nor the link is sent
+	flawStatusWrongID          flaw = "statusWrongID"          // MessageStatus reports another message's id
+	flawStatusFindsUnknown     flaw = "statusFindsUnknown"     // MessageStatus of an id never sent is a status, not MESSAGE_NOT_FOUND
 )
 
 // maxBody is the reference connector's body limit, the suite's default.
@@ -67,6 +69,24 @@ type memConnector struct {
 	sent      int
 	gate      chan struct{}            // non-nil while stalled; closed on release
 	abandoned []connectortest.Delivery // stalled requests whose Send gave up
+	ids       map[string]bool          // the MessageIDs of the delivered messages
+}
+
+// MessageStatus reports a message the connector delivered as DELIVERED, and any other id as
+// MESSAGE_NOT_FOUND.
+func (c *memConnector) MessageStatus(_ context.Context, id string, _ json.RawMessage) (*connector.MessageStatus, error) {
+	c.mu.Lock()
+	known := c.ids[id]
+	c.mu.Unlock()
+	switch {
+	case c.flaw == flawStatusFindsUnknown && !known:
+		return &connector.MessageStatus{MessageID: id, State: connector.DeliveryQueued, VendorStatus: "queued"}, nil
+	case !known:
+		return nil, connector.Errorf(connector.ReasonMessageNotFound, "no message %q was delivered", id)
+	case c.flaw == flawStatusWrongID:
+		id = "mem-0"
+	}
+	return &connector.MessageStatus{MessageID: id, State: connector.DeliveryDelivered, VendorStatus: "delivered"}, nil
 }
 
 // memConfig is the reference connector's configuration.
@@ -245,6 +265,10 @@ func (c *memConnector) send(ctx context.Context, msg *connector.Message) (*conne
 		id = "mem-1"
 	}
 	c.delivered = append(c.delivered, connectortest.Delivery{To: msg.To, Body: body})
+	if c.ids == nil {
+		c.ids = make(map[string]bool)
+	}
+	c.ids[id] = true
 	r := &connector.Receipt{MessageID: id, Status: "delivered", Segments: segments, Encoding: enc, To: msg.To}
 	if c.flaw == flawNoReceiptTo {
 		r.To = ""
@@ -428,6 +452,10 @@ func TestSuiteCatchesBrokenConnectors(t *testing.T) {
 			message: `must fail with reason INVALID_REQUEST, got success`},
 		{flaw: flawDeliversStalled, failing: "Context/StalledCancel",
 			message: "2 were delivered since the stall (if one is the request Staller.Stall held, the Harness broke its rule: a stalled request is never delivered, even after release)"},
+		{flaw: flawStatusWrongID, failing: "MessageStatus/SentMessage",
+			message: `MessageStatus of the message Send just accepted: MessageStatus.MessageID (message_id) must be the id asked for, "mem-1", got "mem-0"`},
+		{flaw: flawStatusFindsUnknown, failing: "MessageStatus/UnknownID",
+			message: `MessageStatus of "SM00000000000000000000000000000000", an id no send returned must fail with reason MESSAGE_NOT_FOUND, got a status with state QUEUED`},
 		{flaw: flawConfigMissingAsInvalid, failing: "Errors/ConfigMissing/empty",
 			message: "Send with an empty Config (empty) must fail with reason CONFIG_MISSING, got reason INVALID_CONFIG"},
 	}

@@ -625,3 +625,29 @@ func testConcurrency(t *testing.T, newHarness HarnessMaker) {
 		}
 	}
 }
+
+// testMessageStatus checks delivery statuses (connector.ReadStatus, so a connector that is no
+// connector.StatusReader answers NOT_SUPPORTED): the status of a message just accepted, and
+// MESSAGE_NOT_FOUND for an id no send returned, or NOT_SUPPORTED for both.
+func testMessageStatus(t *testing.T, newHarness HarnessMaker) {
+	// sent sends a valid message with e and reads its status: whether the connector tells
+	// statuses, and the configuration it was sent with.
+	sent := func(t *testing.T, e *env) (bool, json.RawMessage) {
+		t.Helper()
+		cfg := e.h.Config(t, baseTemplates())
+		r, _ := e.sendOK(t, "Send of a valid message", message(cfg, connector.UsageSignIn))
+		st, err := connector.ReadStatus(t.Context(), e.c, r.MessageID, cfg)
+		supported, p := contract.StatusOfSent("MessageStatus of the message Send just accepted", st, err, r.MessageID)
+		report(t, p)
+		return supported, cfg
+	}
+	t.Run("SentMessage", func(t *testing.T) {
+		sent(t, setup(t, newHarness))
+	})
+	t.Run("UnknownID", func(t *testing.T) {
+		e := setup(t, newHarness)
+		supported, cfg := sent(t, e)
+		st, err := connector.ReadStatus(t.Context(), e.c, contract.UnknownMessageID, cfg)
+		report(t, contract.StatusOfUnknown(fmt.Sprintf("MessageStatus of %q, an id no send returned", contract.UnknownMessageID), st, err, supported))
+	})
+}

@@ -14,6 +14,11 @@
 //	{"time":"2025-01-02T03:04:05.123456789Z","id":"console-3f9a...","to":"+14155550123","usageType":"SignIn","locale":"fr","body":"Votre code : 123456","segments":1,"encoding":"GSM-7"}
 //
 // The lines carry verification codes: they are for development, not for production logs.
+//
+// The connector also tells delivery statuses (connector.StatusReader) from what it wrote: a
+// message it wrote is DELIVERED (it reached its destination, the console), with the vendor
+// status "written"; it remembers the last Options.KeptStatuses messages (DefaultKeptStatuses),
+// and an id it never wrote, or has forgotten, is MESSAGE_NOT_FOUND.
 package console
 
 import (
@@ -26,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/sms-connector/sms-connector/connector"
@@ -42,6 +48,10 @@ const Provider = "console"
 
 // Status is the receipt status of a message: it was written, and that is all that happens.
 const Status = "written"
+
+// DefaultKeptStatuses is how many written messages a Connector remembers for MessageStatus when
+// Options.KeptStatuses is 0; past it, the oldest is forgotten.
+const DefaultKeptStatuses = 10_000
 
 // Entry is one line the connector writes: a message as it would have been sent.
 type Entry struct {
@@ -75,6 +85,9 @@ type Options struct {
 	// MaxSegments refuses, with MESSAGE_TOO_LONG, a message whose rendered body takes more SMS
 	// segments; 0 means no limit but MaxBodyLength. A binary passes sdk.Runtime.MaxSegments.
 	MaxSegments int
+	// KeptStatuses is how many written messages MessageStatus remembers: 0 means
+	// DefaultKeptStatuses, a negative value none (every id is then MESSAGE_NOT_FOUND).
+	KeptStatuses int
 }
 
 // Connector writes messages as JSON lines. It is safe for concurrent use: lines never
@@ -87,9 +100,13 @@ type Connector struct {
 	// configs holds the valid configurations seen, prepared once each.
 	configs     *connector.ConfigCache[*prepared]
 	maxSegments int // Options.MaxSegments
+	written     writtenLog
 }
 
-var _ connector.SmsConnector = (*Connector)(nil)
+var (
+	_ connector.SmsConnector = (*Connector)(nil)
+	_ connector.StatusReader = (*Connector)(nil)
+)
 
 // New returns a Connector writing to opts.Writer.
 func New(opts Options) *Connector {
@@ -97,7 +114,15 @@ func New(opts Options) *Connector {
 	if w == nil {
 		w = os.Stderr
 	}
-	return &Connector{w: w, lock: make(chan struct{}, 1), configs: connector.NewConfigCache[*prepared](0, 0), maxSegments: opts.MaxSegments}
+	kept := opts.KeptStatuses
+	switch {
+	case kept == 0:
+		kept = DefaultKeptStatuses
+	case kept < 0:
+		kept = 0
+	}
+	return &Connector{w: w, lock: make(chan struct{}, 1), configs: connector.NewConfigCache[*prepared](0, 0), maxSegments: opts.MaxSegments,
+		written: writtenLog{max: kept}}
 }
 
 // OpenFile opens path for appending JSON lines, creating it with mode 0600 if it does not
@@ -173,6 +198,8 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 	if err := c.write(ctx, &e); err != nil {
 		return nil, err
 	}
+	c.written.add(connector.MessageStatus{MessageID: e.ID, To: e.To, State: connector.DeliveryDelivered,
+		VendorStatus: Status, UpdatedAt: e.Time, Segments: e.Segments})
 	return &connector.Receipt{
 		MessageID: e.ID,
 		Status:    Status,
@@ -181,6 +208,61 @@ func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connecto
 		To:        msg.To,
 		Sender:    cfg.SenderName,
 	}, nil
+}
+
+// MessageStatus reports a message this connector wrote, among the last Options.KeptStatuses, as
+// DELIVERED with the vendor status "written", the time it was written and its segments; any
+// other id is MESSAGE_NOT_FOUND. The configuration does not matter: every message was written
+// to the same place. It fails otherwise only as Send does when ctx has ended.
+func (c *Connector) MessageStatus(ctx context.Context, messageID string, _ json.RawMessage) (*connector.MessageStatus, error) {
+	if err := contextError(ctx); err != nil {
+		return nil, err
+	}
+	st, ok := c.written.get(messageID)
+	if !ok {
+		return nil, &connector.Error{Reason: connector.ReasonMessageNotFound, Provider: Provider,
+			Message: fmt.Sprintf("the console connector has not written a message with id %q (it remembers the last %d)", messageID, c.written.max)}
+	}
+	return &st, nil
+}
+
+// writtenLog remembers the statuses of the last max messages written: a map by id, and the
+// ids in the order written, in a ring, to forget the oldest.
+type writtenLog struct {
+	max int // never changed after New
+
+	mu    sync.Mutex
+	byID  map[string]connector.MessageStatus
+	order []string // a ring of at most max ids; next is where the next id goes
+	next  int
+}
+
+// add records st, forgetting the oldest record when max are kept.
+func (l *writtenLog) add(st connector.MessageStatus) {
+	if l.max == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byID == nil {
+		l.byID = make(map[string]connector.MessageStatus)
+	}
+	if len(l.order) < l.max {
+		l.order = append(l.order, st.MessageID)
+	} else {
+		delete(l.byID, l.order[l.next])
+		l.order[l.next] = st.MessageID
+		l.next = (l.next + 1) % l.max
+	}
+	l.byID[st.MessageID] = st
+}
+
+// get returns the status recorded for id.
+func (l *writtenLog) get(id string) (connector.MessageStatus, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st, ok := l.byID[id]
+	return st, ok
 }
 
 // write writes e as one line, holding the lock, unless ctx ends first.

@@ -49,14 +49,14 @@ var codeReasons = map[int]codeReason{
 	21224: {connector.ReasonInvalidConfig, "the Twilio password (authToken or apiKeySecret) may contain only letters and digits"},
 }
 
-// classify turns the failure of an attempt into a *connector.Error. ctx is the Send's context
-// and actx the attempt's (ctx plus the attempt timeout); rt saw the HTTP exchange, if any.
+// classify turns the failure of an attempt into a *connector.Error. ctx is the call's context
+// and actx the attempt's (ctx plus the attempt timeout); rt saw the HTTP exchange, if any; err
+// says what was being done ("twilio: create message: ...").
 //
 // Twilio's error document (*client.TwilioRestError) wins, even over a context that expired just
 // after it arrived: its code says what happened. Every other failure (a context that ended, a
 // transport error, an answer that is not Twilio's JSON) is classified by httpvendor.
 func classify(ctx, actx context.Context, rt *httpvendor.Transport, err error) *connector.Error {
-	err = fmt.Errorf("twilio: create message: %w", err)
 	var rest *twclient.TwilioRestError
 	if !errors.As(err, &rest) {
 		return vendor.Failure(ctx, actx, rt, err)

@@ -30,39 +30,56 @@ const (
 )
 
 // create creates the message at Twilio with params, retrying the attempts that prove Twilio
-// never processed the request (httpvendor.Retryable), at most c.maxAttempts in all. Before
-// each retry it waits the backoff or the answer's Retry-After, whichever is longer, unless that
-// wait is longer than maxRetryWait, or the wait and then another attempt as long as the last
-// one would end past ctx's deadline: then it returns the last failure at once, rather than
-// sleeping into a DEADLINE_EXCEEDED.
+// never processed the request (httpvendor.Retryable); see retry.
 func (c *Connector) create(ctx context.Context, pc *prepared, params *openapi.CreateMessageParams) (*openapi.ApiV2010Message, error) {
+	var m *openapi.ApiV2010Message
+	err := c.retry(ctx, httpvendor.Retryable, "the message was not sent", func() (time.Duration, *connector.Error) {
+		var retryAfter time.Duration
+		var err *connector.Error
+		m, retryAfter, err = c.attempt(ctx, pc, params)
+		return retryAfter, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// retry makes attempt until it succeeds or fails with an error retryable does not accept, at
+// most c.maxAttempts times in all; attempt returns, with its failure, the delay the answer's
+// Retry-After asks for (0 for none). Before each retry it waits the backoff or that delay,
+// whichever is longer, unless that wait is longer than maxRetryWait, or the wait and then
+// another attempt as long as the last one would end past ctx's deadline: then it returns the
+// last failure at once, rather than sleeping into a DEADLINE_EXCEEDED. cancelled is what a
+// cancellation during a wait says of the outcome ("the message was not sent").
+func (c *Connector) retry(ctx context.Context, retryable func(*connector.Error) bool, cancelled string, attempt func() (time.Duration, *connector.Error)) *connector.Error {
 	for n := 1; ; n++ {
 		start := time.Now()
-		m, retryAfter, err := c.attempt(ctx, pc, params)
+		retryAfter, err := attempt()
 		if err == nil {
-			return m, nil
+			return nil
 		}
-		if !httpvendor.Retryable(err) {
-			return nil, err
+		if !retryable(err) {
+			return err
 		}
 		if n >= c.maxAttempts {
 			if n > 1 {
 				err.Message += fmt.Sprintf(" (gave up after %d attempts)", n)
 			}
-			return nil, err
+			return err
 		}
 		wait := max(c.backoff(n), retryAfter)
 		if wait > maxRetryWait {
 			err.Message += fmt.Sprintf(" (not retried: Twilio asks to wait %v, longer than the connector waits before a retry)", wait.Round(time.Millisecond))
-			return nil, err
+			return err
 		}
 		// Measured now, after the attempt: the time left, and how long an attempt takes.
 		if dl, ok := ctx.Deadline(); ok && wait+time.Since(start) >= time.Until(dl) {
 			err.Message += fmt.Sprintf(" (not retried: the request's deadline leaves no time to wait %v and try again)", wait.Round(time.Millisecond))
-			return nil, err
+			return err
 		}
 		if serr := c.sleep(ctx, wait); serr != nil {
-			return nil, interruptedWait(err, serr)
+			return interruptedWait(err, serr, cancelled)
 		}
 	}
 }
@@ -82,15 +99,15 @@ func (c *Connector) backoff(n int) time.Duration {
 	return time.Duration(c.randN(int64(ceiling) + 1))
 }
 
-// interruptedWait is the failure of a Send whose context ended while it waited to retry after
-// last. Nothing was sent by the attempt before the wait (that is why it was being retried), so
-// a cancellation says so; a deadline that passed anyway keeps last's reason.
-func interruptedWait(last *connector.Error, ctxErr error) *connector.Error {
+// interruptedWait is the failure of a call whose context ended while it waited to retry after
+// last. The attempt before the wait changed nothing (that is why it was being retried), so a
+// cancellation says so with outcome; a deadline that passed anyway keeps last's reason.
+func interruptedWait(last *connector.Error, ctxErr error, outcome string) *connector.Error {
 	cause := fmt.Errorf("%w; waiting to retry: %w", last.Err, ctxErr)
 	if errors.Is(ctxErr, context.Canceled) {
 		return &connector.Error{
 			Reason:   connector.ReasonCancelled,
-			Message:  "the request was cancelled while waiting to retry; the message was not sent",
+			Message:  "the request was cancelled while waiting to retry; " + outcome,
 			Provider: Provider,
 			Err:      cause,
 		}

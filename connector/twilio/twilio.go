@@ -286,15 +286,9 @@ func (c *Connector) attempt(ctx context.Context, pc *prepared, params *openapi.C
 	rt := &httpvendor.Transport{Base: c.transport, Context: actx, BaseURL: c.baseURL}
 	defer rt.Close() // twilio-go leaves the body of an error answer open
 
-	client := &twclient.Client{Credentials: pc.credentials, HTTPClient: rt.Client(), UserAgentExtensions: c.userAgent}
-	client.SetAccountSid(pc.cfg.AccountSID)
-	// The request handler takes edge and region from the configuration's host alone:
-	// twilio-go's NewRequestHandler would take them from TWILIO_EDGE and TWILIO_REGION.
-	api := openapi.NewApiService(&twclient.RequestHandler{Client: client, Edge: pc.edge, Region: pc.region})
-
-	m, err := api.CreateMessage(params)
+	m, err := c.api(pc, rt).CreateMessage(params)
 	if err != nil {
-		return nil, httpvendor.RetryAfter(rt.Header.Get("Retry-After")), classify(ctx, actx, rt, err)
+		return nil, httpvendor.RetryAfter(rt.Header.Get("Retry-After")), classify(ctx, actx, rt, fmt.Errorf("twilio: create message: %w", err))
 	}
 	// twilio-go returns any 2xx or 3xx answer as a message; without a SID it is none.
 	if m.Sid == nil || *m.Sid == "" {
@@ -306,6 +300,15 @@ func (c *Connector) attempt(ctx context.Context, pc *prepared, params *openapi.C
 		}
 	}
 	return m, 0, nil
+}
+
+// api returns twilio-go's API client for one attempt with pc's credentials, sending through rt.
+func (c *Connector) api(pc *prepared, rt *httpvendor.Transport) *openapi.ApiService {
+	client := &twclient.Client{Credentials: pc.credentials, HTTPClient: rt.Client(), UserAgentExtensions: c.userAgent}
+	client.SetAccountSid(pc.cfg.AccountSID)
+	// The request handler takes edge and region from the configuration's host alone:
+	// twilio-go's NewRequestHandler would take them from TWILIO_EDGE and TWILIO_REGION.
+	return openapi.NewApiService(&twclient.RequestHandler{Client: client, Edge: pc.edge, Region: pc.region})
 }
 
 // newDefaultTransport returns the transport a Connector uses when Options.Transport is nil: a

@@ -122,6 +122,7 @@ func TestErrorFromStatusWithoutErrorInfo(t *testing.T) {
 		{"cancelled by the caller", status.Error(codes.Canceled, "context canceled"), connector.ReasonCancelled, "context canceled"},
 		{"deadline of the caller", status.Error(codes.DeadlineExceeded, "context deadline exceeded"), connector.ReasonProviderTimeout, "context deadline exceeded"},
 		{"refused by a gateway", status.Error(codes.Unauthenticated, "no credentials"), connector.ReasonUnauthenticated, "no credentials"},
+		{"an RPC an older server lacks", status.Error(codes.Unimplemented, "unknown method GetMessageStatus"), connector.ReasonNotSupported, "unknown method GetMessageStatus"},
 		{"another domain", foreign.Err(), connector.ReasonInternal, "someone else's"},
 		{"not a status", errors.New("plain"), connector.ReasonInternal, "the call failed: plain"},
 	}

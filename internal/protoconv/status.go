@@ -207,7 +207,8 @@ func truncateUTF8(s string, n int) string {
 // failed, the process is gone, a proxy answered): it becomes CANCELLED for codes.Canceled,
 // PROVIDER_TIMEOUT for codes.DeadlineExceeded (the send may have happened, as when the server
 // times out), UNAUTHENTICATED for codes.Unauthenticated (a proxy or gateway refused the
-// caller), and INTERNAL otherwise, with the status message. ErrorFromStatus(nil) is nil.
+// caller), NOT_SUPPORTED for codes.Unimplemented (a server of an older contract that lacks the
+// RPC), and INTERNAL otherwise, with the status message. ErrorFromStatus(nil) is nil.
 func ErrorFromStatus(err error) *connector.Error {
 	if err == nil {
 		return nil
@@ -240,6 +241,8 @@ func ErrorFromStatus(err error) *connector.Error {
 			ce.Reason = connector.ReasonProviderTimeout
 		case codes.Unauthenticated:
 			ce.Reason = connector.ReasonUnauthenticated
+		case codes.Unimplemented:
+			ce.Reason = connector.ReasonNotSupported
 		default:
 			ce.Reason = connector.ReasonInternal
 		}

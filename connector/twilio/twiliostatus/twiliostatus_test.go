@@ -160,7 +160,7 @@ func TestCallbacksOutcomes(t *testing.T) {
 		{twiliotest.ToUndeliveredUnknown, connector.DeliveryUndelivered, connector.ReasonInvalidPhoneNumber, "30005"},
 		{twiliotest.ToUndeliveredLandline, connector.DeliveryUndelivered, connector.ReasonRecipientNotMobile, "30006"},
 		{twiliotest.ToUndeliveredFiltered, connector.DeliveryUndelivered, connector.ReasonProviderRejected, "30007"},
-		{twiliotest.ToFailed, connector.DeliveryFailed, connector.ReasonRecipientUnreachable, "30008"},
+		{twiliotest.ToFailed, connector.DeliveryFailed, connector.ReasonProviderRejected, "30008"},
 	}
 	r := newRig(t)
 	rep := r.replica(t, memory(t), twiliotest.SandboxAuthToken)

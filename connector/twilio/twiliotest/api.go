@@ -9,14 +9,18 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sms-connector/sms-connector/connector"
 )
 
 const (
-	// messagesPattern is the one route the emulator serves.
+	// messagesPattern is the route that creates messages.
 	messagesPattern = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
+	// messagePattern is the route of one message, {Sid}.json (a pattern's wildcard is a whole
+	// path segment, so the handler takes the ".json" off).
+	messagePattern = "/2010-04-01/Accounts/{AccountSid}/Messages/{SidJSON}"
 	// maxBodyBytes bounds a request body; Twilio's own limit on Body (1600 characters) is far
 	// below it, so only garbage reaches it.
 	maxBodyBytes = 64 << 10
@@ -110,6 +114,42 @@ func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	s.record(m)
 	writeJSON(w, http.StatusCreated, resource(m))
+}
+
+// serveMessage handles GET of one message: the steps of serveMessages up to the account, then
+// GET only, then the message resource as the create call returned it, with the message's
+// current Status; 404 (20404) for a SID the emulator did not accept for this account.
+func (s *Server) serveMessage(w http.ResponseWriter, r *http.Request) {
+	fault, faulted, latency := s.arrive()
+	if !s.wait(r, latency) {
+		return
+	}
+	if faulted {
+		writeFault(w, fault)
+		return
+	}
+	if !s.authenticated(r) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="Twilio API"`)
+		writeError(w, http.StatusUnauthorized, 20003, "Authenticate")
+		return
+	}
+	account := r.PathValue("AccountSid")
+	sid, ok := strings.CutSuffix(r.PathValue("SidJSON"), ".json")
+	if account != s.cfg.accountSID || !ok {
+		writeError(w, http.StatusNotFound, 20404, notFoundMessage(r.URL.Path))
+		return
+	}
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writeError(w, http.StatusMethodNotAllowed, 20004, "Method not allowed")
+		return
+	}
+	m, ok := s.message(account, sid)
+	if !ok {
+		writeError(w, http.StatusNotFound, 20404, notFoundMessage(r.URL.Path))
+		return
+	}
+	writeJSON(w, http.StatusOK, resource(m))
 }
 
 // authenticated reports whether r carries the account's or one of its API keys' credentials.
@@ -303,7 +343,7 @@ func newSID(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// messageResource is Twilio's message resource as the create call returns it.
+// messageResource is Twilio's message resource, as the create call and a GET return it.
 type messageResource struct {
 	AccountSid          string            `json:"account_sid"`
 	APIVersion          string            `json:"api_version"`
@@ -327,7 +367,8 @@ type messageResource struct {
 	URI                 string            `json:"uri"`
 }
 
-// resource is the 201 body for an accepted message.
+// resource is the body of an accepted message's resource: 201 for the create call, 200 for a
+// GET.
 func resource(m Message) messageResource {
 	base := "/2010-04-01/Accounts/" + m.AccountSid + "/Messages/" + m.Sid
 	date := m.DateCreated.Format(twilioDate)

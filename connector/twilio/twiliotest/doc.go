@@ -1,9 +1,10 @@
 // Package twiliotest is an in-process emulator of Twilio's Programmable Messaging API, shaped
 // like net/http/httptest.
 //
-// It serves the one endpoint the Twilio connector uses,
+// It serves the endpoints the Twilio connector uses,
 //
 //	POST /2010-04-01/Accounts/{AccountSid}/Messages.json
+//	GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json
 //
 // over real HTTP, so tests can run the real github.com/twilio/twilio-go client against it
 // without the internet, and the binary's --sandbox mode can offer a working "Twilio" to a user
@@ -19,7 +20,7 @@
 //
 // A request passes these steps in order; the first that fails answers it.
 //
-//  1. Route: any other path is 404 (code 20404). Requests to the route are counted by
+//  1. Route: any other path is 404 (code 20404). Requests to the routes are counted by
 //     [Server.Requests] from here on, whatever their outcome.
 //  2. Fault: a queued [Fault] is taken (first in, first out) and, after the latency, answers
 //     the request instead of the steps below.
@@ -31,6 +32,10 @@
 //  6. Method: anything but POST is 405 (code 20004).
 //  7. Body: more than 64 KiB is 413; an undecodable form is 400 (both without a Twilio code).
 //  8. Form validation, in Twilio's order, and the magic numbers (below): 400 with the code.
+//
+// A GET of a message passes steps 1 to 5, then answers anything but GET 405 (20004), a SID the
+// emulator did not accept for the account 404 (20404), and else 200 with the message resource
+// as the create call returned it, with the message's current [Message.Status].
 //
 // An accepted message is answered 201 with Twilio's message resource: a fresh "SM" SID,
 // status "queued" ("accepted" when a MessagingServiceSid was given), the counters num_segments
@@ -97,7 +102,7 @@
 //
 // # Faults
 //
-// [Server.InjectFault] queues a [Fault] for the next requests to the route. Fault.Status
+// [Server.InjectFault] queues a [Fault] for the next requests to the routes. Fault.Status
 // overrides the HTTP status and Fault.RetryAfter adds a Retry-After header in whole seconds.
 //
 //	kind                   default status  what the client sees (twilio-go v1.31.0)

@@ -63,7 +63,7 @@ type Message struct {
 	// Status is the message's current status: "queued" (or "accepted" with a Messaging
 	// Service) when created, then, when it has a StatusCallback, each later status as its
 	// callback is posted ("sent", "delivered", "undelivered", "failed"; never going back, even
-	// with WithCallbackChaos).
+	// with WithCallbackChaos). A GET of the message answers with its current value.
 	Status string
 	// ErrorCode is the Twilio error code of an "undelivered" or "failed" Status, 0 otherwise.
 	ErrorCode int
@@ -216,6 +216,7 @@ func NewUnstartedServer(opts ...Option) *Server {
 	s := &Server{cfg: cfg, done: make(chan struct{}), callbackClient: &http.Client{Timeout: callbackTimeout}}
 	mux := http.NewServeMux()
 	mux.HandleFunc(messagesPattern, s.serveMessages)
+	mux.HandleFunc(messagePattern, s.serveMessage)
 	mux.HandleFunc("/", s.serveNotFound)
 	s.handler = mux
 	return s
@@ -320,8 +321,8 @@ func (s *Server) Messages() []Message {
 	return slices.Clone(s.messages)
 }
 
-// Requests reports how many requests reached the Messages.json route, including those that were
-// faulted, rejected, or abandoned by the client.
+// Requests reports how many requests reached the Messages routes (create and GET), including
+// those that were faulted, rejected, or abandoned by the client.
 func (s *Server) Requests() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -348,7 +349,7 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.latency = max(d, 0)
 }
 
-// InjectFault queues f for the next times requests to the Messages.json route; with times < 0
+// InjectFault queues f for the next times requests to the Messages routes; with times < 0
 // f answers every request until ClearFaults or Reset, and faults queued after it never fire.
 // Faults queue first in, first out. It panics if f.Kind is not one of the FaultKind constants.
 func (s *Server) InjectFault(f Fault, times int) {
@@ -394,6 +395,19 @@ func (s *Server) currentLatency() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.latency
+}
+
+// message returns the current record of the message sid of account, if the emulator
+// accepted it.
+func (s *Server) message(account, sid string) (Message, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.messages {
+		if m.Sid == sid && m.AccountSid == account {
+			return m, true
+		}
+	}
+	return Message{}, false
 }
 
 // record stores an accepted message and then, outside the lock, calls the OnMessage hook and

@@ -33,6 +33,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	structpb "google.golang.org/protobuf/types/known/structpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -448,6 +449,86 @@ func (x FormItemType) Number() protoreflect.EnumNumber {
 // Deprecated: Use FormItemType.Descriptor instead.
 func (FormItemType) EnumDescriptor() ([]byte, []int) {
 	return file_connector_sms_v1_connector_proto_rawDescGZIP(), []int{3}
+}
+
+// DeliveryState is how far a message got, in words every vendor's statuses map onto. A message
+// goes QUEUED, SENDING, SENT, then one of the final states DELIVERED, UNDELIVERED or FAILED
+// (steps may be skipped); a state once reported never goes back to an earlier one.
+type DeliveryState int32
+
+const (
+	// Never sent.
+	DeliveryState_DELIVERY_STATE_UNSPECIFIED DeliveryState = 0
+	// The vendor reported a status this contract cannot name; MessageStatus.vendor_status has
+	// the vendor's word. Not final: ask again later.
+	DeliveryState_DELIVERY_STATE_UNKNOWN DeliveryState = 1
+	// The vendor accepted the message and has not sent it yet (Twilio: accepted, scheduled,
+	// queued).
+	DeliveryState_DELIVERY_STATE_QUEUED DeliveryState = 2
+	// The vendor is handing the message to a carrier (Twilio: sending).
+	DeliveryState_DELIVERY_STATE_SENDING DeliveryState = 3
+	// A carrier took the message; no receipt from the phone yet (Twilio: sent). Some carriers
+	// never send a receipt, so a message can stay SENT although it arrived.
+	DeliveryState_DELIVERY_STATE_SENT DeliveryState = 4
+	// The carrier reported the message delivered to the phone (Twilio: delivered, read). Final.
+	DeliveryState_DELIVERY_STATE_DELIVERED DeliveryState = 5
+	// The carrier could not deliver the message (Twilio: undelivered); error_reason and
+	// vendor_code say why. Final. Offering the user another channel is reasonable.
+	DeliveryState_DELIVERY_STATE_UNDELIVERED DeliveryState = 6
+	// The vendor could not send the message at all (Twilio: failed, canceled); error_reason and
+	// vendor_code say why. Final.
+	DeliveryState_DELIVERY_STATE_FAILED DeliveryState = 7
+)
+
+// Enum value maps for DeliveryState.
+var (
+	DeliveryState_name = map[int32]string{
+		0: "DELIVERY_STATE_UNSPECIFIED",
+		1: "DELIVERY_STATE_UNKNOWN",
+		2: "DELIVERY_STATE_QUEUED",
+		3: "DELIVERY_STATE_SENDING",
+		4: "DELIVERY_STATE_SENT",
+		5: "DELIVERY_STATE_DELIVERED",
+		6: "DELIVERY_STATE_UNDELIVERED",
+		7: "DELIVERY_STATE_FAILED",
+	}
+	DeliveryState_value = map[string]int32{
+		"DELIVERY_STATE_UNSPECIFIED": 0,
+		"DELIVERY_STATE_UNKNOWN":     1,
+		"DELIVERY_STATE_QUEUED":      2,
+		"DELIVERY_STATE_SENDING":     3,
+		"DELIVERY_STATE_SENT":        4,
+		"DELIVERY_STATE_DELIVERED":   5,
+		"DELIVERY_STATE_UNDELIVERED": 6,
+		"DELIVERY_STATE_FAILED":      7,
+	}
+)
+
+func (x DeliveryState) Enum() *DeliveryState {
+	p := new(DeliveryState)
+	*p = x
+	return p
+}
+
+func (x DeliveryState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeliveryState) Descriptor() protoreflect.EnumDescriptor {
+	return file_connector_sms_v1_connector_proto_enumTypes[4].Descriptor()
+}
+
+func (DeliveryState) Type() protoreflect.EnumType {
+	return &file_connector_sms_v1_connector_proto_enumTypes[4]
+}
+
+func (x DeliveryState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeliveryState.Descriptor instead.
+func (DeliveryState) EnumDescriptor() ([]byte, []int) {
+	return file_connector_sms_v1_connector_proto_rawDescGZIP(), []int{4}
 }
 
 // SendMessageRequest asks for one verification SMS.
@@ -1303,11 +1384,212 @@ func (x *SelectItem) GetTitle() string {
 	return ""
 }
 
+// GetMessageStatusRequest asks for the delivery status of one message.
+type GetMessageStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message's id as SendMessageResponse.message_id gave it (Twilio: "SM" followed by 32
+	// hex digits). Required; at most 128 characters, each a visible ASCII character (no spaces,
+	// no control characters); anything else is INVALID_REQUEST naming message_id.
+	MessageId string `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// The configuration the message was sent with, as SendMessageRequest.config takes it: the
+	// vendor account to ask (for Twilio, its accountSID and credentials; templates do not
+	// matter). Empty or absent: the server's default configuration; with neither,
+	// FAILED_PRECONDITION (CONFIG_MISSING).
+	Config *structpb.Struct `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	// The same configuration as JSON text, as SendMessageRequest.config_json takes it. Set config
+	// or config_json, not both (INVALID_REQUEST).
+	ConfigJson    string `protobuf:"bytes,3,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMessageStatusRequest) Reset() {
+	*x = GetMessageStatusRequest{}
+	mi := &file_connector_sms_v1_connector_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMessageStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMessageStatusRequest) ProtoMessage() {}
+
+func (x *GetMessageStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_sms_v1_connector_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMessageStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetMessageStatusRequest) Descriptor() ([]byte, []int) {
+	return file_connector_sms_v1_connector_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetMessageStatusRequest) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *GetMessageStatusRequest) GetConfig() *structpb.Struct {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *GetMessageStatusRequest) GetConfigJson() string {
+	if x != nil {
+		return x.ConfigJson
+	}
+	return ""
+}
+
+// MessageStatus is what is known of a sent message's delivery.
+type MessageStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message's id, as asked for.
+	MessageId string `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// Where the message is. Never DELIVERY_STATE_UNSPECIFIED.
+	State DeliveryState `protobuf:"varint,2,opt,name=state,proto3,enum=connector.sms.v1.DeliveryState" json:"state,omitempty"`
+	// The vendor's own status word ("queued", "delivered", "undelivered"), for support teams
+	// and logs; switch on state, not on this.
+	VendorStatus string `protobuf:"bytes,3,opt,name=vendor_status,json=vendorStatus,proto3" json:"vendor_status,omitempty"`
+	// Why the message was not delivered, for UNDELIVERED and FAILED, in the contract's error
+	// vocabulary: RECIPIENT_UNREACHABLE (the phone is off or out of coverage, Twilio 30003),
+	// INVALID_PHONE_NUMBER (no such number, or an inactive one, Twilio 30005),
+	// RECIPIENT_NOT_MOBILE (a landline, or a carrier that takes no SMS, Twilio 30006),
+	// PROVIDER_QUEUE_FULL (Twilio 30001), INVALID_SENDER (an unregistered sender, Twilio 30032,
+	// 30034), the reasons SendMessage gives for the same codes (RECIPIENT_OPTED_OUT for 21610,
+	// COUNTRY_NOT_PERMITTED for 21408, ...), and PROVIDER_REJECTED for the rest: blocked,
+	// filtered as spam, an unknown carrier error (Twilio 30004, 30007, 30008) and any code
+	// without a closer reason; vendor_code always has the vendor's own code.
+	// ERROR_REASON_UNSPECIFIED for the other states, or when the vendor gave no code.
+	ErrorReason ErrorReason `protobuf:"varint,4,opt,name=error_reason,json=errorReason,proto3,enum=connector.sms.v1.ErrorReason" json:"error_reason,omitempty"`
+	// The vendor's error code for UNDELIVERED and FAILED ("30003"); empty otherwise or when the
+	// vendor gave none.
+	VendorCode string `protobuf:"bytes,5,opt,name=vendor_code,json=vendorCode,proto3" json:"vendor_code,omitempty"`
+	// When the state last changed, as the vendor reported it; absent when the vendor did not say.
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// How many SMS segments the vendor billed; 0 when it has not reported it (yet).
+	Segments int32 `protobuf:"varint,7,opt,name=segments,proto3" json:"segments,omitempty"`
+	// What the vendor charged, as the decimal text it reports ("-0.00750": Twilio reports
+	// charges as negative numbers); empty until the vendor reports it, which can be after the
+	// message is delivered.
+	Price string `protobuf:"bytes,8,opt,name=price,proto3" json:"price,omitempty"`
+	// The currency of price, ISO 4217 ("USD"); empty when price is.
+	PriceUnit     string `protobuf:"bytes,9,opt,name=price_unit,json=priceUnit,proto3" json:"price_unit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessageStatus) Reset() {
+	*x = MessageStatus{}
+	mi := &file_connector_sms_v1_connector_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessageStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessageStatus) ProtoMessage() {}
+
+func (x *MessageStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_sms_v1_connector_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessageStatus.ProtoReflect.Descriptor instead.
+func (*MessageStatus) Descriptor() ([]byte, []int) {
+	return file_connector_sms_v1_connector_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MessageStatus) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *MessageStatus) GetState() DeliveryState {
+	if x != nil {
+		return x.State
+	}
+	return DeliveryState_DELIVERY_STATE_UNSPECIFIED
+}
+
+func (x *MessageStatus) GetVendorStatus() string {
+	if x != nil {
+		return x.VendorStatus
+	}
+	return ""
+}
+
+func (x *MessageStatus) GetErrorReason() ErrorReason {
+	if x != nil {
+		return x.ErrorReason
+	}
+	return ErrorReason_ERROR_REASON_UNSPECIFIED
+}
+
+func (x *MessageStatus) GetVendorCode() string {
+	if x != nil {
+		return x.VendorCode
+	}
+	return ""
+}
+
+func (x *MessageStatus) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *MessageStatus) GetSegments() int32 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *MessageStatus) GetPrice() string {
+	if x != nil {
+		return x.Price
+	}
+	return ""
+}
+
+func (x *MessageStatus) GetPriceUnit() string {
+	if x != nil {
+		return x.PriceUnit
+	}
+	return ""
+}
+
 var File_connector_sms_v1_connector_proto protoreflect.FileDescriptor
 
 const file_connector_sms_v1_connector_proto_rawDesc = "" +
 	"\n" +
-	" connector/sms/v1/connector.proto\x12\x10connector.sms.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xad\x02\n" +
+	" connector/sms/v1/connector.proto\x12\x10connector.sms.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x02\n" +
 	"\x12SendMessageRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\tR\x02to\x12:\n" +
 	"\n" +
@@ -1382,7 +1664,27 @@ const file_connector_sms_v1_connector_proto_rawDesc = "" +
 	"\n" +
 	"SelectItem\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\tR\x05value\x12\x14\n" +
-	"\x05title\x18\x02 \x01(\tR\x05title*\xc1\x02\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\"\x8a\x01\n" +
+	"\x17GetMessageStatusRequest\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12/\n" +
+	"\x06config\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06config\x12\x1f\n" +
+	"\vconfig_json\x18\x03 \x01(\tR\n" +
+	"configJson\"\xfb\x02\n" +
+	"\rMessageStatus\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x125\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x1f.connector.sms.v1.DeliveryStateR\x05state\x12#\n" +
+	"\rvendor_status\x18\x03 \x01(\tR\fvendorStatus\x12@\n" +
+	"\ferror_reason\x18\x04 \x01(\x0e2\x1d.connector.sms.v1.ErrorReasonR\verrorReason\x12\x1f\n" +
+	"\vvendor_code\x18\x05 \x01(\tR\n" +
+	"vendorCode\x12;\n" +
+	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12\x1a\n" +
+	"\bsegments\x18\a \x01(\x05R\bsegments\x12\x14\n" +
+	"\x05price\x18\b \x01(\tR\x05price\x12\x1d\n" +
+	"\n" +
+	"price_unit\x18\t \x01(\tR\tpriceUnit*\xc1\x02\n" +
 	"\tUsageType\x12\x1a\n" +
 	"\x16USAGE_TYPE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13USAGE_TYPE_REGISTER\x10\x01\x12\x16\n" +
@@ -1436,11 +1738,21 @@ const file_connector_sms_v1_connector_proto_rawDesc = "" +
 	"\x1dFORM_ITEM_TYPE_MULTILINE_TEXT\x10\x03\x12\x19\n" +
 	"\x15FORM_ITEM_TYPE_SWITCH\x10\x04\x12\x17\n" +
 	"\x13FORM_ITEM_TYPE_JSON\x10\x05\x12\x19\n" +
-	"\x15FORM_ITEM_TYPE_SELECT\x10\x062\xab\x02\n" +
+	"\x15FORM_ITEM_TYPE_SELECT\x10\x06*\xf4\x01\n" +
+	"\rDeliveryState\x12\x1e\n" +
+	"\x1aDELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16DELIVERY_STATE_UNKNOWN\x10\x01\x12\x19\n" +
+	"\x15DELIVERY_STATE_QUEUED\x10\x02\x12\x1a\n" +
+	"\x16DELIVERY_STATE_SENDING\x10\x03\x12\x17\n" +
+	"\x13DELIVERY_STATE_SENT\x10\x04\x12\x1c\n" +
+	"\x18DELIVERY_STATE_DELIVERED\x10\x05\x12\x1e\n" +
+	"\x1aDELIVERY_STATE_UNDELIVERED\x10\x06\x12\x19\n" +
+	"\x15DELIVERY_STATE_FAILED\x10\a2\x8b\x03\n" +
 	"\fSmsConnector\x12Z\n" +
 	"\vSendMessage\x12$.connector.sms.v1.SendMessageRequest\x1a%.connector.sms.v1.SendMessageResponse\x12c\n" +
 	"\x0eValidateConfig\x12'.connector.sms.v1.ValidateConfigRequest\x1a(.connector.sms.v1.ValidateConfigResponse\x12Z\n" +
-	"\vGetMetadata\x12$.connector.sms.v1.GetMetadataRequest\x1a%.connector.sms.v1.GetMetadataResponseBCZAgithub.com/sms-connector/sms-connector/gen/connector/sms/v1;smsv1b\x06proto3"
+	"\vGetMetadata\x12$.connector.sms.v1.GetMetadataRequest\x1a%.connector.sms.v1.GetMetadataResponse\x12^\n" +
+	"\x10GetMessageStatus\x12).connector.sms.v1.GetMessageStatusRequest\x1a\x1f.connector.sms.v1.MessageStatusBCZAgithub.com/sms-connector/sms-connector/gen/connector/sms/v1;smsv1b\x06proto3"
 
 var (
 	file_connector_sms_v1_connector_proto_rawDescOnce sync.Once
@@ -1454,56 +1766,66 @@ func file_connector_sms_v1_connector_proto_rawDescGZIP() []byte {
 	return file_connector_sms_v1_connector_proto_rawDescData
 }
 
-var file_connector_sms_v1_connector_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_connector_sms_v1_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_connector_sms_v1_connector_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_connector_sms_v1_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_connector_sms_v1_connector_proto_goTypes = []any{
-	(UsageType)(0),                 // 0: connector.sms.v1.UsageType
-	(Encoding)(0),                  // 1: connector.sms.v1.Encoding
-	(ErrorReason)(0),               // 2: connector.sms.v1.ErrorReason
-	(FormItemType)(0),              // 3: connector.sms.v1.FormItemType
-	(*SendMessageRequest)(nil),     // 4: connector.sms.v1.SendMessageRequest
-	(*Payload)(nil),                // 5: connector.sms.v1.Payload
-	(*SendMessageResponse)(nil),    // 6: connector.sms.v1.SendMessageResponse
-	(*ValidateConfigRequest)(nil),  // 7: connector.sms.v1.ValidateConfigRequest
-	(*ValidateConfigResponse)(nil), // 8: connector.sms.v1.ValidateConfigResponse
-	(*ConfigViolation)(nil),        // 9: connector.sms.v1.ConfigViolation
-	(*GetMetadataRequest)(nil),     // 10: connector.sms.v1.GetMetadataRequest
-	(*GetMetadataResponse)(nil),    // 11: connector.sms.v1.GetMetadataResponse
-	(*FormItem)(nil),               // 12: connector.sms.v1.FormItem
-	(*SelectItem)(nil),             // 13: connector.sms.v1.SelectItem
-	nil,                            // 14: connector.sms.v1.GetMetadataResponse.NameEntry
-	nil,                            // 15: connector.sms.v1.GetMetadataResponse.DescriptionEntry
-	(*structpb.Struct)(nil),        // 16: google.protobuf.Struct
-	(*structpb.Value)(nil),         // 17: google.protobuf.Value
+	(UsageType)(0),                  // 0: connector.sms.v1.UsageType
+	(Encoding)(0),                   // 1: connector.sms.v1.Encoding
+	(ErrorReason)(0),                // 2: connector.sms.v1.ErrorReason
+	(FormItemType)(0),               // 3: connector.sms.v1.FormItemType
+	(DeliveryState)(0),              // 4: connector.sms.v1.DeliveryState
+	(*SendMessageRequest)(nil),      // 5: connector.sms.v1.SendMessageRequest
+	(*Payload)(nil),                 // 6: connector.sms.v1.Payload
+	(*SendMessageResponse)(nil),     // 7: connector.sms.v1.SendMessageResponse
+	(*ValidateConfigRequest)(nil),   // 8: connector.sms.v1.ValidateConfigRequest
+	(*ValidateConfigResponse)(nil),  // 9: connector.sms.v1.ValidateConfigResponse
+	(*ConfigViolation)(nil),         // 10: connector.sms.v1.ConfigViolation
+	(*GetMetadataRequest)(nil),      // 11: connector.sms.v1.GetMetadataRequest
+	(*GetMetadataResponse)(nil),     // 12: connector.sms.v1.GetMetadataResponse
+	(*FormItem)(nil),                // 13: connector.sms.v1.FormItem
+	(*SelectItem)(nil),              // 14: connector.sms.v1.SelectItem
+	(*GetMessageStatusRequest)(nil), // 15: connector.sms.v1.GetMessageStatusRequest
+	(*MessageStatus)(nil),           // 16: connector.sms.v1.MessageStatus
+	nil,                             // 17: connector.sms.v1.GetMetadataResponse.NameEntry
+	nil,                             // 18: connector.sms.v1.GetMetadataResponse.DescriptionEntry
+	(*structpb.Struct)(nil),         // 19: google.protobuf.Struct
+	(*structpb.Value)(nil),          // 20: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil),   // 21: google.protobuf.Timestamp
 }
 var file_connector_sms_v1_connector_proto_depIdxs = []int32{
 	0,  // 0: connector.sms.v1.SendMessageRequest.usage_type:type_name -> connector.sms.v1.UsageType
-	5,  // 1: connector.sms.v1.SendMessageRequest.payload:type_name -> connector.sms.v1.Payload
-	16, // 2: connector.sms.v1.SendMessageRequest.config:type_name -> google.protobuf.Struct
-	16, // 3: connector.sms.v1.Payload.variables:type_name -> google.protobuf.Struct
+	6,  // 1: connector.sms.v1.SendMessageRequest.payload:type_name -> connector.sms.v1.Payload
+	19, // 2: connector.sms.v1.SendMessageRequest.config:type_name -> google.protobuf.Struct
+	19, // 3: connector.sms.v1.Payload.variables:type_name -> google.protobuf.Struct
 	1,  // 4: connector.sms.v1.SendMessageResponse.encoding:type_name -> connector.sms.v1.Encoding
-	16, // 5: connector.sms.v1.ValidateConfigRequest.config:type_name -> google.protobuf.Struct
-	9,  // 6: connector.sms.v1.ValidateConfigResponse.violations:type_name -> connector.sms.v1.ConfigViolation
-	14, // 7: connector.sms.v1.GetMetadataResponse.name:type_name -> connector.sms.v1.GetMetadataResponse.NameEntry
-	15, // 8: connector.sms.v1.GetMetadataResponse.description:type_name -> connector.sms.v1.GetMetadataResponse.DescriptionEntry
-	12, // 9: connector.sms.v1.GetMetadataResponse.form_items:type_name -> connector.sms.v1.FormItem
-	16, // 10: connector.sms.v1.GetMetadataResponse.config_schema:type_name -> google.protobuf.Struct
-	16, // 11: connector.sms.v1.GetMetadataResponse.config_template:type_name -> google.protobuf.Struct
+	19, // 5: connector.sms.v1.ValidateConfigRequest.config:type_name -> google.protobuf.Struct
+	10, // 6: connector.sms.v1.ValidateConfigResponse.violations:type_name -> connector.sms.v1.ConfigViolation
+	17, // 7: connector.sms.v1.GetMetadataResponse.name:type_name -> connector.sms.v1.GetMetadataResponse.NameEntry
+	18, // 8: connector.sms.v1.GetMetadataResponse.description:type_name -> connector.sms.v1.GetMetadataResponse.DescriptionEntry
+	13, // 9: connector.sms.v1.GetMetadataResponse.form_items:type_name -> connector.sms.v1.FormItem
+	19, // 10: connector.sms.v1.GetMetadataResponse.config_schema:type_name -> google.protobuf.Struct
+	19, // 11: connector.sms.v1.GetMetadataResponse.config_template:type_name -> google.protobuf.Struct
 	0,  // 12: connector.sms.v1.GetMetadataResponse.supported_usage_types:type_name -> connector.sms.v1.UsageType
 	3,  // 13: connector.sms.v1.FormItem.type:type_name -> connector.sms.v1.FormItemType
-	17, // 14: connector.sms.v1.FormItem.default_value:type_name -> google.protobuf.Value
-	13, // 15: connector.sms.v1.FormItem.select_items:type_name -> connector.sms.v1.SelectItem
-	4,  // 16: connector.sms.v1.SmsConnector.SendMessage:input_type -> connector.sms.v1.SendMessageRequest
-	7,  // 17: connector.sms.v1.SmsConnector.ValidateConfig:input_type -> connector.sms.v1.ValidateConfigRequest
-	10, // 18: connector.sms.v1.SmsConnector.GetMetadata:input_type -> connector.sms.v1.GetMetadataRequest
-	6,  // 19: connector.sms.v1.SmsConnector.SendMessage:output_type -> connector.sms.v1.SendMessageResponse
-	8,  // 20: connector.sms.v1.SmsConnector.ValidateConfig:output_type -> connector.sms.v1.ValidateConfigResponse
-	11, // 21: connector.sms.v1.SmsConnector.GetMetadata:output_type -> connector.sms.v1.GetMetadataResponse
-	19, // [19:22] is the sub-list for method output_type
-	16, // [16:19] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	20, // 14: connector.sms.v1.FormItem.default_value:type_name -> google.protobuf.Value
+	14, // 15: connector.sms.v1.FormItem.select_items:type_name -> connector.sms.v1.SelectItem
+	19, // 16: connector.sms.v1.GetMessageStatusRequest.config:type_name -> google.protobuf.Struct
+	4,  // 17: connector.sms.v1.MessageStatus.state:type_name -> connector.sms.v1.DeliveryState
+	2,  // 18: connector.sms.v1.MessageStatus.error_reason:type_name -> connector.sms.v1.ErrorReason
+	21, // 19: connector.sms.v1.MessageStatus.update_time:type_name -> google.protobuf.Timestamp
+	5,  // 20: connector.sms.v1.SmsConnector.SendMessage:input_type -> connector.sms.v1.SendMessageRequest
+	8,  // 21: connector.sms.v1.SmsConnector.ValidateConfig:input_type -> connector.sms.v1.ValidateConfigRequest
+	11, // 22: connector.sms.v1.SmsConnector.GetMetadata:input_type -> connector.sms.v1.GetMetadataRequest
+	15, // 23: connector.sms.v1.SmsConnector.GetMessageStatus:input_type -> connector.sms.v1.GetMessageStatusRequest
+	7,  // 24: connector.sms.v1.SmsConnector.SendMessage:output_type -> connector.sms.v1.SendMessageResponse
+	9,  // 25: connector.sms.v1.SmsConnector.ValidateConfig:output_type -> connector.sms.v1.ValidateConfigResponse
+	12, // 26: connector.sms.v1.SmsConnector.GetMetadata:output_type -> connector.sms.v1.GetMetadataResponse
+	16, // 27: connector.sms.v1.SmsConnector.GetMessageStatus:output_type -> connector.sms.v1.MessageStatus
+	24, // [24:28] is the sub-list for method output_type
+	20, // [20:24] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_connector_sms_v1_connector_proto_init() }
@@ -1516,8 +1838,8 @@ func file_connector_sms_v1_connector_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_connector_sms_v1_connector_proto_rawDesc), len(file_connector_sms_v1_connector_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   12,
+			NumEnums:      5,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

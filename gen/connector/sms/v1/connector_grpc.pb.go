@@ -42,9 +42,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SmsConnector_SendMessage_FullMethodName    = "/connector.sms.v1.SmsConnector/SendMessage"
-	SmsConnector_ValidateConfig_FullMethodName = "/connector.sms.v1.SmsConnector/ValidateConfig"
-	SmsConnector_GetMetadata_FullMethodName    = "/connector.sms.v1.SmsConnector/GetMetadata"
+	SmsConnector_SendMessage_FullMethodName      = "/connector.sms.v1.SmsConnector/SendMessage"
+	SmsConnector_ValidateConfig_FullMethodName   = "/connector.sms.v1.SmsConnector/ValidateConfig"
+	SmsConnector_GetMetadata_FullMethodName      = "/connector.sms.v1.SmsConnector/GetMetadata"
+	SmsConnector_GetMessageStatus_FullMethodName = "/connector.sms.v1.SmsConnector/GetMessageStatus"
 )
 
 // SmsConnectorClient is the client API for SmsConnector service.
@@ -73,6 +74,23 @@ type SmsConnectorClient interface {
 	// Schema, a default configuration and the usage types it supports. It never fails for a
 	// running connector.
 	GetMetadata(ctx context.Context, in *GetMetadataRequest, opts ...grpc.CallOption) (*GetMetadataResponse, error)
+	// GetMessageStatus tells how far a message that SendMessage accepted got on its way to the
+	// phone: the vendor-neutral DeliveryState, the vendor's own status word, and, when it was
+	// not delivered, why (an ErrorReason and the vendor's code). Reading a status changes
+	// nothing, so every call may be retried. Ask again while the state is not final (QUEUED,
+	// SENDING, SENT, UNKNOWN); DELIVERED, UNDELIVERED and FAILED do not change any more.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_REQUEST: message_id missing, too long or not printable,
+	// config and config_json both set; INVALID_CONFIG), NOT_FOUND (MESSAGE_NOT_FOUND: the vendor
+	// knows no message with this id under the configured account), UNIMPLEMENTED (NOT_SUPPORTED:
+	// this connector cannot tell delivery statuses; asking again does not help),
+	// FAILED_PRECONDITION (CONFIG_MISSING, PROVIDER_AUTH_FAILED, PROVIDER_ACCOUNT_NOT_FOUND),
+	// UNAVAILABLE and DEADLINE_EXCEEDED (the vendor; retrying is safe), UNAUTHENTICATED (when the
+	// server requires credentials), INTERNAL.
+	//
+	// A Get returns the resource itself (AIP-131), hence the response's name.
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	GetMessageStatus(ctx context.Context, in *GetMessageStatusRequest, opts ...grpc.CallOption) (*MessageStatus, error)
 }
 
 type smsConnectorClient struct {
@@ -113,6 +131,16 @@ func (c *smsConnectorClient) GetMetadata(ctx context.Context, in *GetMetadataReq
 	return out, nil
 }
 
+func (c *smsConnectorClient) GetMessageStatus(ctx context.Context, in *GetMessageStatusRequest, opts ...grpc.CallOption) (*MessageStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MessageStatus)
+	err := c.cc.Invoke(ctx, SmsConnector_GetMessageStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SmsConnectorServer is the server API for SmsConnector service.
 // All implementations must embed UnimplementedSmsConnectorServer
 // for forward compatibility.
@@ -139,6 +167,23 @@ type SmsConnectorServer interface {
 	// Schema, a default configuration and the usage types it supports. It never fails for a
 	// running connector.
 	GetMetadata(context.Context, *GetMetadataRequest) (*GetMetadataResponse, error)
+	// GetMessageStatus tells how far a message that SendMessage accepted got on its way to the
+	// phone: the vendor-neutral DeliveryState, the vendor's own status word, and, when it was
+	// not delivered, why (an ErrorReason and the vendor's code). Reading a status changes
+	// nothing, so every call may be retried. Ask again while the state is not final (QUEUED,
+	// SENDING, SENT, UNKNOWN); DELIVERED, UNDELIVERED and FAILED do not change any more.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_REQUEST: message_id missing, too long or not printable,
+	// config and config_json both set; INVALID_CONFIG), NOT_FOUND (MESSAGE_NOT_FOUND: the vendor
+	// knows no message with this id under the configured account), UNIMPLEMENTED (NOT_SUPPORTED:
+	// this connector cannot tell delivery statuses; asking again does not help),
+	// FAILED_PRECONDITION (CONFIG_MISSING, PROVIDER_AUTH_FAILED, PROVIDER_ACCOUNT_NOT_FOUND),
+	// UNAVAILABLE and DEADLINE_EXCEEDED (the vendor; retrying is safe), UNAUTHENTICATED (when the
+	// server requires credentials), INTERNAL.
+	//
+	// A Get returns the resource itself (AIP-131), hence the response's name.
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	GetMessageStatus(context.Context, *GetMessageStatusRequest) (*MessageStatus, error)
 	mustEmbedUnimplementedSmsConnectorServer()
 }
 
@@ -157,6 +202,9 @@ func (UnimplementedSmsConnectorServer) ValidateConfig(context.Context, *Validate
 }
 func (UnimplementedSmsConnectorServer) GetMetadata(context.Context, *GetMetadataRequest) (*GetMetadataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMetadata not implemented")
+}
+func (UnimplementedSmsConnectorServer) GetMessageStatus(context.Context, *GetMessageStatusRequest) (*MessageStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMessageStatus not implemented")
 }
 func (UnimplementedSmsConnectorServer) mustEmbedUnimplementedSmsConnectorServer() {}
 func (UnimplementedSmsConnectorServer) testEmbeddedByValue()                      {}
@@ -233,6 +281,24 @@ func _SmsConnector_GetMetadata_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SmsConnector_GetMessageStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMessageStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SmsConnectorServer).GetMessageStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SmsConnector_GetMessageStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SmsConnectorServer).GetMessageStatus(ctx, req.(*GetMessageStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SmsConnector_ServiceDesc is the grpc.ServiceDesc for SmsConnector service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -251,6 +317,10 @@ var SmsConnector_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetMetadata",
 			Handler:    _SmsConnector_GetMetadata_Handler,
+		},
+		{
+			MethodName: "GetMessageStatus",
+			Handler:    _SmsConnector_GetMessageStatus_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
