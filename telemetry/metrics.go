@@ -92,7 +92,7 @@ func NewMetrics() *Metrics {
 		}, []string{"connector", "usage_type", "country_code", "outcome"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricRefusals,
-			Help: "Sends the connector's own limits refused before any vendor was called, by reason: RATE_LIMITED and COUNTRY_NOT_PERMITTED (the abuse guard), OVERLOADED (the concurrency limit).",
+			Help: "Sends the connector's own limits refused before any vendor was called, by reason: RATE_LIMITED and COUNTRY_NOT_PERMITTED (the abuse guard, its delivery feedback's cool-downs and full stores included), OVERLOADED (the concurrency limit), STORE_UNAVAILABLE (a shared store that failed).",
 		}, []string{"connector", "reason"}),
 		providerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricProviderErrors,
@@ -109,7 +109,7 @@ func NewMetrics() *Metrics {
 		}, []string{"connector"}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricHTTPRequests,
-			Help: "Requests of the HTTP listener (--http-listen: the Logto bridge), by route, method and HTTP status code.",
+			Help: "Requests of the HTTP listener (--http-listen: the Logto bridge and the vendor's status callbacks), by route, method and HTTP status code.",
 		}, []string{"route", "method", "code"}),
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    MetricHTTPDuration,
@@ -118,7 +118,7 @@ func NewMetrics() *Metrics {
 		}, []string{"route", "method", "code"}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricStoreErrors,
-			Help: "Failures of the shared store (Redis: unreachable, timed out, answering errors), by layer (\"guard\", \"idempotency\") and the policy applied (\"refuse\": the send was refused; \"allow\": it went on without the layer).",
+			Help: "Failures of the shared store (Redis: unreachable, timed out, answering errors), by layer (\"guard\", \"idempotency\", \"status\") and the policy applied (\"refuse\": the send was refused; \"allow\": it went on without the layer).",
 		}, []string{"layer", "policy"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricDeliveries,
