@@ -394,6 +394,9 @@ func resource(m Message) messageResource {
 	if m.From != "" {
 		res.From = &m.From
 	}
+	if m.ErrorCode != 0 {
+		res.ErrorCode = &m.ErrorCode
+	}
 	if m.MessagingServiceSid != "" {
 		res.MessagingServiceSid = &m.MessagingServiceSid
 		res.NumSegments = "0" // Twilio counts segments once the service has picked a sender
