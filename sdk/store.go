@@ -117,6 +117,8 @@ func openStore(ctx context.Context, o *options, d *Defences, log *zap.Logger) (r
 	errs := &storeErrors{log: log, policy: o.store.unavailable, last: map[string]time.Time{}, missed: map[string]int{}}
 	// A status store that cannot be reached costs the answer from it, never a send.
 	d.DeliveryStatus.OnStoreError = errs.reporter("status", StoreAllow)
+	// Sends are recorded only when the vendor will call back; otherwise a status is fetched.
+	d.DeliveryStatus.RecordSends = o.publicURL != ""
 	if !o.store.redis() {
 		m, err := deliverystatus.NewMemory(deliverystatus.MemoryOptions{TTL: o.statusTTL})
 		if err != nil {

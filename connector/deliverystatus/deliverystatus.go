@@ -95,6 +95,11 @@ type Options struct {
 	// OnStoreError, when set, is told of each Store failure. A send whose record cannot be
 	// stored still succeeds; a status read falls back to the vendor.
 	OnStoreError func(error)
+	// RecordSends makes Send record each accepted message as QUEUED, with its send time, for
+	// the status callbacks that will follow (and the send-to-final histogram). Without
+	// callbacks leave it off: no send then costs a store write, and a status read asks the
+	// vendor and keeps its answer.
+	RecordSends bool
 	// Refresh is how long a record that is not final is answered without asking the vendor
 	// (default DefaultRefresh; negative: always ask).
 	Refresh time.Duration
@@ -187,7 +192,7 @@ func New(next connector.SmsConnector, o Options) (*Connector, error) {
 // OnStoreError and does not fail the send: the message is on its way.
 func (c *Connector) Send(ctx context.Context, msg *connector.Message) (*connector.Receipt, error) {
 	r, err := c.Next.Send(ctx, msg)
-	if err != nil || r == nil || r.MessageID == "" {
+	if err != nil || r == nil || r.MessageID == "" || !c.rec.o.RecordSends {
 		return r, err
 	}
 	now := c.rec.o.Now()

@@ -175,7 +175,7 @@ func TestConnector(t *testing.T) {
 	}
 	v := &vendor{status: map[string]connector.MessageStatus{}}
 	var f finals
-	c, err := deliverystatus.New(v, deliverystatus.Options{Store: store, OnFinal: f.on, Refresh: time.Minute, Now: clock.Now})
+	c, err := deliverystatus.New(v, deliverystatus.Options{Store: store, OnFinal: f.on, RecordSends: true, Refresh: time.Minute, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func (*sendOnly) MessageStatus() {} // hides vendor's: not a StatusReader
 func TestConnectorNotSupported(t *testing.T) {
 	store, _ := deliverystatus.NewMemory(deliverystatus.MemoryOptions{})
 	next := struct{ connector.SmsConnector }{&sendOnly{vendor{status: map[string]connector.MessageStatus{}}}}
-	c, err := deliverystatus.New(next, deliverystatus.Options{Store: store})
+	c, err := deliverystatus.New(next, deliverystatus.Options{Store: store, RecordSends: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,5 +261,31 @@ func TestConnectorNotSupported(t *testing.T) {
 	// The store knows the message, yet a connector that cannot tell stays unable to.
 	if _, err := c.MessageStatus(context.Background(), r.MessageID, nil); connector.ReasonOf(err) != connector.ReasonNotSupported {
 		t.Errorf("MessageStatus: %v, want NOT_SUPPORTED", err)
+	}
+}
+
+// TestSendsNotRecorded: without status callbacks (RecordSends off) a send writes nothing to the
+// store, and a status read asks the vendor and keeps its answer.
+func TestSendsNotRecorded(t *testing.T) {
+	store, _ := deliverystatus.NewMemory(deliverystatus.MemoryOptions{})
+	v := &vendor{status: map[string]connector.MessageStatus{}}
+	c, err := deliverystatus.New(v, deliverystatus.Options{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Send(context.Background(), &connector.Message{To: "+14155550100"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := store.Len(); n != 0 {
+		t.Fatalf("%d records after a send without callbacks, want none", n)
+	}
+	v.status[r.MessageID] = connector.MessageStatus{MessageID: r.MessageID, State: connector.DeliverySent, VendorStatus: "sent"}
+	st, err := c.MessageStatus(context.Background(), r.MessageID, nil)
+	if err != nil || st.State != connector.DeliverySent {
+		t.Fatalf("MessageStatus = %+v, %v; want the vendor's SENT", st, err)
+	}
+	if n := store.Len(); n != 1 {
+		t.Errorf("%d records after a fetch, want the fetched one", n)
 	}
 }
