@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/sms-connector/sms-connector/connector"
 )
@@ -61,6 +62,12 @@ func FuzzParseConfig(f *testing.F) {
 // the violations differ: then some violation depends on the secret's value.
 func checkSecretsNotInViolations(t *testing.T, raw []byte) {
 	t.Helper()
+	// Text that is not UTF-8 is refused as a whole before any field is read; rewriting a
+	// secret through encoding/json (which replaces bad bytes) would make it UTF-8 and change
+	// that answer without telling anything about the secret.
+	if !utf8.Valid(raw) {
+		return
+	}
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(raw, &fields) != nil || fields == nil {
 		return

@@ -82,7 +82,7 @@ func newRig(t *testing.T, opts ...twiliotest.Option) *rig {
 // message calls back (as behind a load balancer, any replica may receive a callback).
 func (r *rig) replica(t *testing.T, store deliverystatus.Store, authToken string) *replica {
 	t.Helper()
-	o := deliverystatus.Options{Store: store, OnFinal: r.finals.on}
+	o := deliverystatus.Options{Store: store, OnFinal: r.finals.on, RecordSends: true} // the messages call back
 	rec, err := deliverystatus.NewRecorder(o)
 	if err != nil {
 		t.Fatal(err)
