@@ -99,7 +99,7 @@ func (s *Server) serveLogto(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rl.to = connector.MaskPhone(msg.To)
-	resp, err := s.send.Send(r.Context(), msg)
+	resp, err := s.send.Send(connector.WithTransport(r.Context(), connector.TransportHTTP), msg)
 	if err != nil {
 		rl.failStatus(w, err)
 		return

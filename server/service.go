@@ -41,7 +41,7 @@ func (s *service) SendMessage(ctx context.Context, req *smsv1.SendMessageRequest
 		return nil, s.fail(ctx, err)
 	}
 	msg.Config = cfg
-	return s.send(ctx, msg, cfgField)
+	return s.send(connector.WithTransport(ctx, connector.TransportGRPC), msg, cfgField)
 }
 
 // send sends msg, a checked message with its config resolved (cfgField names the request

@@ -50,8 +50,8 @@ type SendMetricsOptions struct {
 	ID string
 }
 
-// SendMetrics counts every send of the connector it wraps: by usage type, destination country
-// calling code and outcome (sms_connector_messages_total), the refusals of the connector's own
+// SendMetrics counts every send of the connector it wraps: by transport (connector.TransportOf
+// the send's context), usage type, destination country calling code and outcome (sms_connector_messages_total), the refusals of the connector's own
 // limits (sms_connector_rate_limit_refusals_total), and the sends in progress
 // (sms_connector_sends_in_flight). It goes outside the defences, so that it counts their
 // refusals (the order is in sdk.Defend). It passes ValidateConfig and Metadata through, and
@@ -93,11 +93,11 @@ func (s *SendMetrics) Send(ctx context.Context, msg *connector.Message) (*connec
 	if msg != nil {
 		usage, cc = usageLabel(msg.UsageType), callingCode(msg.To)
 	}
-	outcome := outcomeLabel(err)
-	s.m.messages.WithLabelValues(s.id, usage, cc, outcome).Inc()
+	outcome, transport := outcomeLabel(err), connector.TransportOf(ctx)
+	s.m.messages.WithLabelValues(s.id, transport, usage, cc, outcome).Inc()
 	var ce *connector.Error
 	if errors.As(err, &ce) && ce.Provider == "" && refusalReasons[ce.Reason] {
-		s.m.refusals.WithLabelValues(s.id, string(ce.Reason)).Inc()
+		s.m.refusals.WithLabelValues(s.id, transport, string(ce.Reason)).Inc()
 	}
 	return r, err
 }

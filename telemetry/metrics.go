@@ -67,8 +67,8 @@ type Metrics struct {
 	reg  *prometheus.Registry
 	grpc *grpcprom.ServerMetrics
 
-	messages         *prometheus.CounterVec   // connector, usage_type, country_code, outcome
-	refusals         *prometheus.CounterVec   // connector, reason
+	messages         *prometheus.CounterVec   // connector, transport, usage_type, country_code, outcome
+	refusals         *prometheus.CounterVec   // connector, transport, reason
 	providerErrors   *prometheus.CounterVec   // connector, provider, provider_code, reason
 	providerDuration *prometheus.HistogramVec // connector, outcome
 	inFlight         *prometheus.GaugeVec     // connector
@@ -88,12 +88,12 @@ func NewMetrics() *Metrics {
 			grpcprom.WithHistogramBuckets([]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}))),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricMessages,
-			Help: "Sends that reached the connector, by connector id, usage type, destination country calling code and outcome (\"ok\", or the error reason, e.g. RATE_LIMITED, PROVIDER_REJECTED).",
-		}, []string{"connector", "usage_type", "country_code", "outcome"}),
+			Help: "Sends that reached the connector, by connector id, transport (\"grpc\": SendMessage; \"http\": the Logto bridge; \"inprocess\": a Go program calling the connector directly), usage type, destination country calling code and outcome (\"ok\", or the error reason, e.g. RATE_LIMITED, PROVIDER_REJECTED).",
+		}, []string{"connector", "transport", "usage_type", "country_code", "outcome"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricRefusals,
-			Help: "Sends the connector's own limits refused before any vendor was called, by reason: RATE_LIMITED and COUNTRY_NOT_PERMITTED (the abuse guard, its delivery feedback's cool-downs and full stores included), OVERLOADED (the concurrency limit), STORE_UNAVAILABLE (a shared store that failed).",
-		}, []string{"connector", "reason"}),
+			Help: "Sends the connector's own limits refused before any vendor was called, by transport (\"grpc\", \"http\", \"inprocess\") and reason: RATE_LIMITED and COUNTRY_NOT_PERMITTED (the abuse guard, its delivery feedback's cool-downs and full stores included), OVERLOADED (the concurrency limit), STORE_UNAVAILABLE (a shared store that failed).",
+		}, []string{"connector", "transport", "reason"}),
 		providerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricProviderErrors,
 			Help: "Failures reported by the SMS vendor or on the way to it, by provider, the vendor's error code (\"none\" when it gave none: a timeout, a refused connection, an HTML error page) and reason.",

@@ -89,28 +89,33 @@ func TestSendMetrics(t *testing.T) {
 	v := &fakeVendor{errs: []error{nil, refused, notPermitted, vendorGeo, errors.New("untyped")}}
 	c := newSendMetrics(t, v, m)
 	ctx := context.Background()
-	for _, to := range []string{"+14155550123", "+14155550124", "+33612345678", "+447911123456", "+14155550125"} {
-		_, _ = c.Send(ctx, msgTo(to, connector.UsageSignIn))
+	grpcCtx, httpCtx := connector.WithTransport(ctx, connector.TransportGRPC), connector.WithTransport(ctx, connector.TransportHTTP)
+	for _, s := range []struct {
+		ctx context.Context
+		to  string
+	}{{grpcCtx, "+14155550123"}, {httpCtx, "+14155550124"}, {grpcCtx, "+33612345678"}, {ctx, "+447911123456"}, {ctx, "+14155550125"}} {
+		_, _ = c.Send(s.ctx, msgTo(s.to, connector.UsageSignIn))
 	}
 	for _, tc := range []struct {
 		labels []string
 		want   float64
 	}{
-		{[]string{"fake-sms", "SignIn", "1", "ok"}, 1},
-		{[]string{"fake-sms", "SignIn", "1", "RATE_LIMITED"}, 1},
-		{[]string{"fake-sms", "SignIn", "33", "COUNTRY_NOT_PERMITTED"}, 1},
-		{[]string{"fake-sms", "SignIn", "44", "COUNTRY_NOT_PERMITTED"}, 1},
-		{[]string{"fake-sms", "SignIn", "1", "INTERNAL"}, 1},
+		{[]string{"fake-sms", "grpc", "SignIn", "1", "ok"}, 1},
+		{[]string{"fake-sms", "http", "SignIn", "1", "ok"}, 0},
+		{[]string{"fake-sms", "http", "SignIn", "1", "RATE_LIMITED"}, 1},
+		{[]string{"fake-sms", "grpc", "SignIn", "33", "COUNTRY_NOT_PERMITTED"}, 1},
+		{[]string{"fake-sms", "inprocess", "SignIn", "44", "COUNTRY_NOT_PERMITTED"}, 1},
+		{[]string{"fake-sms", "inprocess", "SignIn", "1", "INTERNAL"}, 1},
 	} {
 		if got := testutil.ToFloat64(m.messages.WithLabelValues(tc.labels...)); got != tc.want {
 			t.Errorf("messages%v = %v, want %v", tc.labels, got, tc.want)
 		}
 	}
 	// The vendor's 21408 is not a refusal of the connector's own limits.
-	if got := testutil.ToFloat64(m.refusals.WithLabelValues("fake-sms", "RATE_LIMITED")); got != 1 {
+	if got := testutil.ToFloat64(m.refusals.WithLabelValues("fake-sms", "http", "RATE_LIMITED")); got != 1 {
 		t.Errorf("RATE_LIMITED refusals = %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(m.refusals.WithLabelValues("fake-sms", "COUNTRY_NOT_PERMITTED")); got != 1 {
+	if got := testutil.ToFloat64(m.refusals.WithLabelValues("fake-sms", "grpc", "COUNTRY_NOT_PERMITTED")); got != 1 {
 		t.Errorf("COUNTRY_NOT_PERMITTED refusals = %v, want 1", got)
 	}
 	if got := testutil.ToFloat64(m.inFlight.WithLabelValues("fake-sms")); got != 0 {

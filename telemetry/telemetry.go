@@ -8,9 +8,10 @@
 //     grpc_server_handled_total (by grpc_code), grpc_server_msg_received_total,
 //     grpc_server_msg_sent_total, grpc_server_handling_seconds (histogram); labels grpc_type,
 //     grpc_service, grpc_method;
-//   - sms_connector_messages_total{connector, usage_type, country_code, outcome}: every send
-//     that reached the connector; outcome is "ok" or the error reason;
-//   - sms_connector_rate_limit_refusals_total{connector, reason}: refusals of the connector's
+//   - sms_connector_messages_total{connector, transport, usage_type, country_code, outcome}:
+//     every send that reached the connector; transport is "grpc", "http" (the Logto bridge) or
+//     "inprocess" (see connector.WithTransport); outcome is "ok" or the error reason;
+//   - sms_connector_rate_limit_refusals_total{connector, transport, reason}: refusals of the connector's
 //     own limits (RATE_LIMITED, COUNTRY_NOT_PERMITTED, OVERLOADED), no vendor called;
 //   - sms_connector_provider_errors_total{connector, provider, provider_code, reason}: failures
 //     the vendor reported (or met on the way to it; provider_code "none" then);

@@ -156,18 +156,26 @@ func TestMetricsAcceptance(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The default config, for the Logto bridge's sends (they carry none).
+	defaultCfg := filepath.Join(dir, "twilio.json")
+	if err := os.WriteFile(defaultCfg, []byte(`{"accountSID":"`+metricsAccount+`","authToken":"`+metricsToken+`","from":"`+twiliotest.FromValid+
+		`","templates":[{"usageType":"Generic","content":"Your code is {{code}}"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &logLines{}
 	exited := make(chan int, 1)
 	go func() {
 		exited <- sdk.Run(ctx, newBinary(), []string{
-			"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-			"--twilio-api-url", emu.URL, "--policy", policy, "--log-level", "info",
+			"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+			"--config", defaultCfg, "--twilio-api-url", emu.URL, "--policy", policy, "--log-level", "info",
 		}, func(string) string { return "" }, io.Discard, logs)
 	}()
 	metricsAddr := logs.address(t, telemetry.MetricsServingMessage, exited)
 	grpcAddr := logs.address(t, sdk.ServingMessage, exited)
+	httpAddr := logs.address(t, sdk.HTTPServingMessage, exited)
 	defer func() {
 		cancel()
 		select {
@@ -203,6 +211,18 @@ func TestMetricsAcceptance(t *testing.T) {
 		})
 		return err
 	}
+	// bridgeSend sends through the Logto bridge (POST /logto/sms) and returns its HTTP status.
+	bridgeSend := func(to string) int {
+		t.Helper()
+		resp, err := hc.Post("http://"+httpAddr+"/logto/sms", "application/json",
+			strings.NewReader(`{"to":"`+to+`","type":"SignIn","payload":{"code":"135790"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
 	// phase sends: two successes and a refusal (the third send) to one recipient, a Twilio
 	// error (21211), a refused destination (+44), and parallel successes to fresh numbers.
 	phase := func(n int, recipient string) {
@@ -235,6 +255,13 @@ func TestMetricsAcceptance(t *testing.T) {
 				t.Fatalf("phase %d, parallel send: %v", n, err)
 			}
 		}
+		// Through the Logto bridge: a success and a refused destination.
+		if code := bridgeSend(fmt.Sprintf("+1415556%02d00", n)); code != http.StatusOK {
+			t.Fatalf("phase %d: bridge send answered %d", n, code)
+		}
+		if code := bridgeSend("+447911123457"); code == http.StatusOK {
+			t.Fatalf("phase %d: the bridge send to a denied country succeeded", n)
+		}
 	}
 
 	phase(1, "+14155550123")
@@ -257,15 +284,18 @@ func TestMetricsAcceptance(t *testing.T) {
 		{`grpc_server_msg_received_total{` + sendMethod + `}`, 13},
 		{`grpc_server_msg_sent_total{` + sendMethod + `}`, 10},
 		{`grpc_server_handling_seconds_count{` + sendMethod + `}`, 13},
-		{`sms_connector_messages_total{` + id + `,country_code="1",outcome="ok",usage_type="SignIn"}`, 2},
-		{`sms_connector_messages_total{` + id + `,country_code="1",outcome="ok",usage_type="ForgotPassword"}`, 8},
-		{`sms_connector_messages_total{` + id + `,country_code="1",outcome="RATE_LIMITED",usage_type="SignIn"}`, 1},
-		{`sms_connector_messages_total{` + id + `,country_code="1",outcome="INVALID_PHONE_NUMBER",usage_type="Register"}`, 1},
-		{`sms_connector_messages_total{` + id + `,country_code="44",outcome="COUNTRY_NOT_PERMITTED",usage_type="Register"}`, 1},
-		{`sms_connector_rate_limit_refusals_total{` + id + `,reason="RATE_LIMITED"}`, 1},
-		{`sms_connector_rate_limit_refusals_total{` + id + `,reason="COUNTRY_NOT_PERMITTED"}`, 1},
+		{`sms_connector_messages_total{` + id + `,country_code="1",outcome="ok",transport="grpc",usage_type="SignIn"}`, 2},
+		{`sms_connector_messages_total{` + id + `,country_code="1",outcome="ok",transport="grpc",usage_type="ForgotPassword"}`, 8},
+		{`sms_connector_messages_total{` + id + `,country_code="1",outcome="RATE_LIMITED",transport="grpc",usage_type="SignIn"}`, 1},
+		{`sms_connector_messages_total{` + id + `,country_code="1",outcome="INVALID_PHONE_NUMBER",transport="grpc",usage_type="Register"}`, 1},
+		{`sms_connector_messages_total{` + id + `,country_code="44",outcome="COUNTRY_NOT_PERMITTED",transport="grpc",usage_type="Register"}`, 1},
+		{`sms_connector_messages_total{` + id + `,country_code="1",outcome="ok",transport="http",usage_type="SignIn"}`, 1},
+		{`sms_connector_messages_total{` + id + `,country_code="44",outcome="COUNTRY_NOT_PERMITTED",transport="http",usage_type="SignIn"}`, 1},
+		{`sms_connector_rate_limit_refusals_total{` + id + `,reason="RATE_LIMITED",transport="grpc"}`, 1},
+		{`sms_connector_rate_limit_refusals_total{` + id + `,reason="COUNTRY_NOT_PERMITTED",transport="grpc"}`, 1},
+		{`sms_connector_rate_limit_refusals_total{` + id + `,reason="COUNTRY_NOT_PERMITTED",transport="http"}`, 1},
 		{`sms_connector_provider_errors_total{` + id + `,provider="twilio",provider_code="21211",reason="INVALID_PHONE_NUMBER"}`, 1},
-		{`sms_connector_provider_request_duration_seconds_count{` + id + `,outcome="ok"}`, 10},
+		{`sms_connector_provider_request_duration_seconds_count{` + id + `,outcome="ok"}`, 11},
 		{`sms_connector_provider_request_duration_seconds_count{` + id + `,outcome="INVALID_PHONE_NUMBER"}`, 1},
 	}
 	for _, m := range moved {
