@@ -8,16 +8,20 @@
 //	            way of sending through Twilio from Go pays for it
 //	(c) grpc    SendMessage over gRPC to the built bin/sms-connector, a process of its own, with
 //	            the server's default config, a config Struct or config_json in every request
+//	(h) http    POST /logto/sms to the binary's Logto bridge (--http-listen), Logto's JSON body,
+//	            with the server's default config: what the bridge adds to a send
 //
-// Run drives both at each number of callers, reads CPU time and RSS from /proc, and returns a
+// Run drives every path at each number of callers, reads CPU time and RSS from /proc, and returns a
 // Report whose WriteMarkdown judges the budget. Command sms-load is its front end.
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -34,7 +38,7 @@ import (
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
 )
 
-// The workload: both paths send this message, so the emulator receives identical requests.
+// The workload: every path sends this message, so the emulator receives identical requests.
 const (
 	// To is the recipient, a well-formed number the emulator accepts.
 	To = "+14155550123"
@@ -58,6 +62,9 @@ const (
 	PathDirect Path = "(a) direct"
 	// PathGRPC is (c): SendMessage over gRPC through the binary.
 	PathGRPC Path = "(c) grpc"
+	// PathHTTP is (h): Logto's HTTP SMS connector request to the binary's bridge, with the
+	// default config.
+	PathHTTP Path = "(h) http"
 )
 
 // ConfigMode says where the connector config of a (c) send comes from.
@@ -75,6 +82,22 @@ const (
 
 // configModes returns the modes Run measures path (c) in, default first.
 func configModes() []ConfigMode { return []ConfigMode{ConfigDefault, ConfigStruct, ConfigJSON} }
+
+// kind is a path in a config mode: what a cell measures, at some number of callers.
+type kind struct {
+	path Path
+	mode ConfigMode
+}
+
+// kinds returns the kinds of cell Run measures at each number of callers, in order: (a), (c)
+// in every config mode, (h).
+func kinds() []kind {
+	ks := []kind{{PathDirect, ""}}
+	for _, mode := range configModes() {
+		ks = append(ks, kind{PathGRPC, mode})
+	}
+	return append(ks, kind{PathHTTP, ConfigDefault})
+}
 
 // configValue is the workload's Twilio config as a JSON value: the emulator's sandbox account,
 // the magic sender and Logto's four required templates.
@@ -208,4 +231,59 @@ func directSender(apiURL string, rt http.RoundTripper) (sendFunc, error) {
 		}
 		return nil
 	}, nil
+}
+
+// logtoBody is the request body of path (h): Logto's SendMessageData for the workload's
+// message, as Logto's HTTP SMS connector posts it.
+func logtoBody() []byte {
+	raw, err := json.Marshal(map[string]any{
+		"to":      To,
+		"type":    string(connector.UsageRegister),
+		"payload": map[string]any{"code": Code, "locale": "en"},
+	})
+	if err != nil {
+		panic(err) // static data: cannot fail
+	}
+	return raw
+}
+
+// newHTTPClient returns the client of path (h): one keep-alive transport with enough idle
+// connections for every caller, shared by all of them.
+func newHTTPClient() *http.Client {
+	return &http.Client{Transport: newTransport(), Timeout: 30 * time.Second}
+}
+
+// httpSender returns path (h): logtoBody POSTed to bridgeURL (http://host:port/logto/sms) with
+// client. A send succeeds only if the bridge answers 200 with a message id.
+func httpSender(client *http.Client, bridgeURL string) sendFunc {
+	body := logtoBody()
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, bridgeURL, bytes.NewReader(body))
+		if err != nil {
+			return fmt.Errorf("bench: bridge request: %w", err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("bench: POST %s: %w", bridgeURL, err)
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body) // read to the end, so that the connection is reused
+		if err != nil {
+			return fmt.Errorf("bench: bridge answer: %w", err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("bench: bridge answered %s: %.200s", resp.Status, raw)
+		}
+		var receipt struct {
+			MessageID string `json:"messageId"`
+		}
+		if err := json.Unmarshal(raw, &receipt); err != nil {
+			return fmt.Errorf("bench: bridge answer: %w", err)
+		}
+		if receipt.MessageID == "" {
+			return errors.New("bench: bridge answer without a message id")
+		}
+		return nil
+	}
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -24,36 +25,66 @@ func TestMain(m *testing.M) {
 }
 
 // TestRun runs every cell, the real binary included, twice for a few milliseconds, and checks
-// that both paths sent the workload's message without error, that the binary's memory was
-// read, and that the report has every part.
+// that every path sent the workload's message without error (the bridge's sends reaching the
+// emulator), that the binary's memory was read, and that the report has every part.
 func TestRun(t *testing.T) {
 	bin := testbin.Build(t, "./cmd/sms-connector")
 	var mu sync.Mutex
 	received := map[string]int{}
+	total, atCellEnd := 0, 0 // messages the emulator received: in all, and when the last cell ended
+	var bridgeReceived []int // messages received during each (h) cell, warm-up included
 	emu := twiliotest.NewServer(twiliotest.WithOnMessage(func(m twiliotest.Message) {
 		mu.Lock()
 		received[m.To+" "+m.From+" "+m.Body]++
+		total++
 		mu.Unlock()
 	}))
 	defer emu.Close()
 
+	// Run logs a line once each cell has ended, every send of the cell answered.
+	logf := func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		if !strings.HasPrefix(line, "round ") {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.Contains(line, string(PathHTTP)) {
+			bridgeReceived = append(bridgeReceived, total-atCellEnd)
+		}
+		atCellEnd = total
+	}
 	rep, err := Run(context.Background(), Options{
 		Binary: bin, EmulatorURL: emu.URL, Concurrency: []int{1, 2},
-		Warmup: 5 * time.Millisecond, Duration: 30 * time.Millisecond, Rounds: 2,
+		Warmup: 5 * time.Millisecond, Duration: 30 * time.Millisecond, Rounds: 2, Logf: logf,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(rep.Cells), 2*2*(1+len(configModes())); got != want { // rounds × callers × ((a) + (c) per mode)
+	if got, want := len(rep.Cells), 2*2*(2+len(configModes())); got != want { // rounds × callers × ((a) + (c) per mode + (h))
 		t.Fatalf("%d cells, want %d", got, want)
 	}
+	bridgeCells := 0
 	for _, c := range rep.Cells {
 		if c.Sends == 0 || c.Errors != 0 {
 			t.Errorf("%s %s, %d callers: %d sends, %d errors (first: %v)", c.Path, c.Config, c.Callers, c.Sends, c.Errors, c.FirstError)
 		}
-		if c.Path == PathGRPC && c.PeakRSS == 0 {
+		if c.Path != PathDirect && c.PeakRSS == 0 {
 			t.Errorf("%s %s, %d callers: the binary's peak RSS was not read", c.Path, c.Config, c.Callers)
 		}
+		if c.Path != PathHTTP {
+			continue
+		}
+		mu.Lock()
+		if bridgeCells >= len(bridgeReceived) || bridgeReceived[bridgeCells] < c.Sends {
+			t.Errorf("(h) cell %d (round %d, %d callers): %d sends, the emulator received %v during the (h) cells",
+				bridgeCells, c.Round, c.Callers, c.Sends, bridgeReceived)
+		}
+		mu.Unlock()
+		bridgeCells++
+	}
+	if bridgeCells != 4 {
+		t.Errorf("%d (h) cells, want 4", bridgeCells)
 	}
 	mu.Lock()
 	want := To + " " + From + " " + Body
@@ -70,7 +101,8 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{
-		"### Cells", "| (a) direct | – | 2 |", "| (c) grpc | struct | 1 |", "| (c) grpc | config_json | 2 |",
+		"### Cells", "| (a) direct | – | 2 |", "| (c) grpc | struct | 1 |", "| (c) grpc | config_json | 2 |", "| (h) http | default | 2 |",
+		"| (h) bridge: binary CPU per send ≤ +20% over (c) default | 1 callers ",
 		"### Budget, this run", "| p99 added by (c) over (a) at 1 caller", "(rounds ", "| binary RSS idle < 30 MiB | peak ",
 		"| binary CPU per send at 64 callers ≤ 1.6 × (a)'s | – | not measured |",
 	} {
@@ -105,10 +137,10 @@ func TestPercentile(t *testing.T) {
 }
 
 // cpuCell is a cell of 1,000 sends at callers in which the sending process spent cpu per send:
-// the generator for (a), the binary for (c).
+// the generator for (a), the binary for (c) and (h).
 func cpuCell(round int, p Path, mode ConfigMode, callers int, cpu time.Duration) Cell {
 	c := Cell{Path: p, Config: mode, Callers: callers, Round: round, Sends: 1000, Elapsed: time.Second, P99: time.Millisecond}
-	if p == PathGRPC {
+	if p != PathDirect {
 		c.BinCPU = 1000 * cpu
 	} else {
 		c.GenCPU = 1000 * cpu
@@ -179,7 +211,7 @@ func TestReportConfigBudget(t *testing.T) {
 }
 
 // TestReportMemoryBudget checks the RSS lines: idle from the idle peak, under load from the
-// highest peak of the (c) cells at 64 callers, and "not measured" when unread.
+// highest peak of the binary's cells at 64 callers, and "not measured" when unread.
 func TestReportMemoryBudget(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -246,5 +278,47 @@ func TestRunWithRedisStore(t *testing.T) {
 	}
 	if len(idem) < grpcSends || len(guard) == 0 { // warm-up sends add keys too
 		t.Errorf("Redis holds %d idempotency keys for %d measured sends and %d guard keys", len(idem), grpcSends, len(guard))
+	}
+}
+
+// TestReportBridgeBudget checks the bridge's line: the binary's CPU per send through the Logto
+// bridge (h) against (c)'s with the default config, per round, the median deciding, at every
+// number of callers.
+func TestReportBridgeBudget(t *testing.T) {
+	us := time.Microsecond
+	tests := []struct {
+		name string
+		c, h [][2]time.Duration // binary CPU per send at 1 and 64 callers, per round
+		want string
+	}{
+		{"within, at the budget", [][2]time.Duration{{200 * us, 100 * us}}, [][2]time.Duration{{240 * us, 110 * us}},
+			"1 callers +20.0%; 64 callers +10.0%: yes"},
+		{"over at 64 callers", [][2]time.Duration{{200 * us, 100 * us}}, [][2]time.Duration{{220 * us, 125 * us}},
+			"1 callers +10.0%; 64 callers +25.0%: **no**"},
+		// Round 2's burst slowed (h) alone; each round against its own (c), the median decides.
+		{"median of per-round comparisons", [][2]time.Duration{{200 * us, 100 * us}, {200 * us, 100 * us}, {400 * us, 200 * us}},
+			[][2]time.Duration{{220 * us, 110 * us}, {400 * us, 200 * us}, {440 * us, 230 * us}},
+			"1 callers +10.0% (rounds +10.0%, +100.0%, +10.0%); 64 callers +15.0% (rounds +10.0%, +100.0%, +15.0%): yes"},
+		{"not measured", [][2]time.Duration{{200 * us, 100 * us}}, nil, ": not measured"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Report{Options: Options{Concurrency: []int{1, 64}, Rounds: len(tt.c)}}
+			for round, cpu := range tt.c {
+				r.Cells = append(r.Cells, cpuCell(round, PathGRPC, ConfigDefault, 1, cpu[0]), cpuCell(round, PathGRPC, ConfigDefault, 64, cpu[1]))
+			}
+			for round, cpu := range tt.h {
+				r.Cells = append(r.Cells, cpuCell(round, PathHTTP, ConfigDefault, 1, cpu[0]), cpuCell(round, PathHTTP, ConfigDefault, 64, cpu[1]))
+			}
+			var got []string
+			for _, line := range r.budget() {
+				if line.name == "(h) bridge: binary CPU per send ≤ +20% over (c) default" {
+					got = append(got, line.measured+": "+line.verdict)
+				}
+			}
+			if len(got) != 1 || got[0] != tt.want {
+				t.Errorf("bridge lines %q, want one: %q", got, tt.want)
+			}
+		})
 	}
 }

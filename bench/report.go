@@ -22,6 +22,9 @@ const (
 	BudgetJSONConfigCPU = 0.05
 	// BudgetStructConfigCPU: the same with a config Struct in every request, at most.
 	BudgetStructConfigCPU = 0.15
+	// BudgetBridgeCPU: the binary's CPU per send through the Logto bridge (h) over that of
+	// SendMessage over gRPC (c), both with the default config, minus one, at most.
+	BudgetBridgeCPU = 0.20
 	// BudgetIdleRSS: the binary's RSS when idle, below (bytes).
 	BudgetIdleRSS = 30 << 20
 	// BudgetLoadRSS: the binary's peak RSS at 64 callers, below (bytes).
@@ -51,12 +54,12 @@ func (r *Report) rounds(p Path, mode ConfigMode, callers int) []*Cell {
 }
 
 // compare returns f(x, y) for every round that has both x, the cell of (xp, xm), and y, the
-// cell of (c) in mode ym, at callers, and for which f gives a value: every comparison is
-// between cells of one round, measured under the same conditions.
-func (r *Report) compare(callers int, xp Path, xm, ym ConfigMode, f func(x, y *Cell) (float64, bool)) []float64 {
+// cell of (yp, ym), at callers, and for which f gives a value: every comparison is between
+// cells of one round, measured under the same conditions.
+func (r *Report) compare(callers int, xp Path, xm ConfigMode, yp Path, ym ConfigMode, f func(x, y *Cell) (float64, bool)) []float64 {
 	var out []float64
 	for round := range r.Options.Rounds {
-		x, y := r.find(round, xp, xm, callers), r.find(round, PathGRPC, ym, callers)
+		x, y := r.find(round, xp, xm, callers), r.find(round, yp, ym, callers)
 		if x == nil || y == nil {
 			continue
 		}
@@ -74,7 +77,8 @@ func cpuOverDirect(x, y *Cell) (float64, bool) {
 	return float64(y.perSend(y.BinCPU)) / float64(b), b > 0
 }
 
-// cpuOverDefault is y's binary CPU per send over x's, minus one.
+// cpuOverDefault is y's binary CPU per send over x's, minus one: what a per-request config, or
+// the bridge, adds to a send with the default config over gRPC.
 func cpuOverDefault(x, y *Cell) (float64, bool) {
 	b := x.perSend(x.BinCPU)
 	return float64(y.perSend(y.BinCPU))/float64(b) - 1, b > 0
@@ -135,17 +139,15 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 
 	p("\n### Cells\n\n")
-	p("(a) twilio-go direct, the limit; (c) SendMessage over gRPC through the binary. Each figure is its median over rounds; " +
+	p("(a) twilio-go direct, the limit; (c) SendMessage over gRPC through the binary; (h) POST /logto/sms to the binary's " +
+		"Logto bridge. Each figure is its median over rounds; " +
 		"errors are summed. CPU per send is over successful sends: the generator's from getrusage (twilio-go for (a), " +
-		"the gRPC client for (c)), the binary's from /proc/<pid>/stat (10 ms ticks). Peak RSS is the binary's VmHWM during the cell.\n\n")
+		"the gRPC client for (c), the HTTP client for (h)), the binary's from /proc/<pid>/stat (10 ms ticks). Peak RSS is the binary's VmHWM during the cell.\n\n")
 	p("| path | config | callers | sends/s | p50 | p99 | generator CPU/send | binary CPU/send | binary peak RSS | errors |\n")
 	p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, callers := range o.Concurrency {
-		for _, mode := range append([]ConfigMode{""}, configModes()...) {
-			path := PathGRPC
-			if mode == "" {
-				path = PathDirect
-			}
+		for _, k := range kinds() {
+			path, mode := k.path, k.mode
 			cs := r.rounds(path, mode, callers)
 			if len(cs) == 0 {
 				continue
@@ -158,7 +160,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 				return fmtDur(time.Duration(medianOf(cs, func(c *Cell) float64 { return float64(f(c)) })))
 			}
 			binCPU, rss := "–", "–"
-			if path == PathGRPC {
+			if path != PathDirect {
 				binCPU = dur(func(c *Cell) time.Duration { return c.perSend(c.BinCPU) })
 				rss = fmtMiB(int64(medianOf(cs, func(c *Cell) float64 { return float64(c.PeakRSS) })))
 			}
@@ -204,7 +206,7 @@ func (r *Report) budget() []budgetLine {
 		var parts []string
 		ok, known := true, false
 		for _, mode := range configModes() {
-			rs := r.compare(64, PathDirect, "", mode, cpuOverDirect)
+			rs := r.compare(64, PathDirect, "", PathGRPC, mode, cpuOverDirect)
 			if len(rs) == 0 {
 				continue
 			}
@@ -219,26 +221,33 @@ func (r *Report) budget() []budgetLine {
 		var parts []string
 		ok, known := true, false
 		for _, mode := range configModes() {
-			ds := r.compare(1, PathDirect, "", mode, addedP99)
+			ds := r.compare(1, PathDirect, "", PathGRPC, mode, addedP99)
 			if len(ds) == 0 {
 				continue
 			}
 			d := median(ds)
 			parts = append(parts, fmt.Sprintf("%s %s (p50 %s)%s", mode, fmtNanos(d),
-				fmtNanos(median(r.compare(1, PathDirect, "", mode, addedP50))), roundsNote(ds, fmtNanos)))
+				fmtNanos(median(r.compare(1, PathDirect, "", PathGRPC, mode, addedP50))), roundsNote(ds, fmtNanos)))
 			ok, known = ok && time.Duration(d) < BudgetAddedP99, true
 		}
 		lines = append(lines, budgetLine{"p99 added by (c) over (a) at 1 caller < 1 ms (p50 added in brackets)", strings.Join(parts, "; "), verdict(ok, known)})
 	}
 	// A per-request config against the default config, at every number of callers.
+	// The bridge (h) against gRPC, both with the default config, at every number of callers.
 	for _, b := range []struct {
+		name   string
+		path   Path
 		mode   ConfigMode
 		budget float64
-	}{{ConfigJSON, BudgetJSONConfigCPU}, {ConfigStruct, BudgetStructConfigCPU}} {
+	}{
+		{"(c) " + string(ConfigJSON) + ": binary CPU per send ≤ %+.0f%% over default config", PathGRPC, ConfigJSON, BudgetJSONConfigCPU},
+		{"(c) " + string(ConfigStruct) + ": binary CPU per send ≤ %+.0f%% over default config", PathGRPC, ConfigStruct, BudgetStructConfigCPU},
+		{"(h) bridge: binary CPU per send ≤ %+.0f%% over (c) default", PathHTTP, ConfigDefault, BudgetBridgeCPU},
+	} {
 		var parts []string
 		ok, known := true, false
 		for _, callers := range r.Options.Concurrency {
-			cs := r.compare(callers, PathGRPC, ConfigDefault, b.mode, cpuOverDefault)
+			cs := r.compare(callers, PathGRPC, ConfigDefault, b.path, b.mode, cpuOverDefault)
 			if len(cs) == 0 {
 				continue
 			}
@@ -246,7 +255,7 @@ func (r *Report) budget() []budgetLine {
 			parts = append(parts, fmt.Sprintf("%d callers %s%s", callers, fmtPercent(v), roundsNote(cs, fmtPercent)))
 			ok, known = ok && v <= b.budget, true
 		}
-		lines = append(lines, budgetLine{fmt.Sprintf("(c) %s: binary CPU per send ≤ %+.0f%% over default config", b.mode, 100*b.budget), strings.Join(parts, "; "), verdict(ok, known)})
+		lines = append(lines, budgetLine{fmt.Sprintf(b.name, 100*b.budget), strings.Join(parts, "; "), verdict(ok, known)})
 	}
 	// RSS, idle and at 64 callers.
 	idle := ""
@@ -256,7 +265,7 @@ func (r *Report) budget() []budgetLine {
 	lines = append(lines, budgetLine{"binary RSS idle < 30 MiB", idle, verdict(r.IdlePeakRSS < BudgetIdleRSS, r.IdlePeakRSS > 0)})
 	var peak int64
 	for _, c := range r.Cells {
-		if c.Path == PathGRPC && c.Callers == 64 {
+		if c.Path != PathDirect && c.Callers == 64 {
 			peak = max(peak, c.PeakRSS)
 		}
 	}

@@ -23,14 +23,15 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	smsv1 "github.com/sms-connector/sms-connector/gen/connector/sms/v1"
+	"github.com/sms-connector/sms-connector/logtobridge"
 	"github.com/sms-connector/sms-connector/sdk"
 )
 
 // Options configure Run.
 type Options struct {
-	// Binary is the sms-connector binary of path (c).
+	// Binary is the sms-connector binary of paths (c) and (h).
 	Binary string
-	// EmulatorURL is the Twilio emulator both paths send to. It should run in a process of its
+	// EmulatorURL is the Twilio emulator every path sends to. It should run in a process of its
 	// own: in this one, its CPU time would count as (a)'s.
 	EmulatorURL string
 	// Concurrency lists the numbers of callers; each sends in a closed loop (again as soon as
@@ -63,7 +64,7 @@ const benchPolicy = `{"recipient":[{"max":1000000,"window":"10s"}],"clientIP":[{
 
 // binaryArgs returns the binary's flags for opts, writing the files they name into dir.
 func binaryArgs(opts Options, dir, configFile string) ([]string, error) {
-	args := []string{"--listen", "127.0.0.1:0", "--config", configFile,
+	args := []string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--config", configFile,
 		"--twilio-api-url", opts.EmulatorURL, "--log-level", "info"}
 	if opts.Store == "" {
 		// --no-guard: the workload sends one recipient thousands of codes a second, which is
@@ -87,7 +88,7 @@ func binaryArgs(opts Options, dir, configFile string) ([]string, error) {
 // Cell is one measured cell: a path and config mode at a number of callers, in one round.
 type Cell struct {
 	Path    Path
-	Config  ConfigMode // "" for PathDirect
+	Config  ConfigMode // "" for PathDirect, ConfigDefault for PathHTTP
 	Callers int
 	Round   int // from 0
 	// Sends and Errors count the successful and failed sends of the measured window, Elapsed
@@ -97,9 +98,9 @@ type Cell struct {
 	// P50 and P99 are the latencies of the successful sends (nearest rank).
 	P50, P99 time.Duration
 	// GenCPU is the load generator's CPU time over the window (this process: twilio-go for
-	// (a), the gRPC client for (c)); BinCPU the binary's ((c) only).
+	// (a), the gRPC client for (c), the HTTP client for (h)); BinCPU the binary's ((c) and (h)).
 	GenCPU, BinCPU time.Duration
-	// PeakRSS is the binary's peak RSS during the window ((c) only; 0 when unread).
+	// PeakRSS is the binary's peak RSS during the window ((c) and (h); 0 when unread).
 	PeakRSS int64
 	// FirstError is the window's first failed send, if any.
 	FirstError error
@@ -141,7 +142,7 @@ type Report struct {
 }
 
 // Run starts the binary and measures every cell Options.Rounds times: in each round, for each
-// number of callers, (a) then (c) in every config mode.
+// number of callers, (a), then (c) in every config mode, then (h).
 func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Binary == "" || opts.EmulatorURL == "" || len(opts.Concurrency) == 0 || opts.Duration <= 0 {
 		return nil, errors.New("bench: Options need Binary, EmulatorURL, Concurrency and a positive Duration")
@@ -172,6 +173,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	defer bin.stop()
 	rep.Startup = bin.startup
+	if bin.httpAddr == "" {
+		return nil, fmt.Errorf("bench: the binary served without logging %q", sdk.HTTPServingMessage)
+	}
 
 	conn, err := grpc.NewClient("passthrough:///"+bin.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -198,21 +202,22 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	hc := newHTTPClient()
+	defer hc.CloseIdleConnections()
+	bridge := httpSender(hc, "http://"+bin.httpAddr+logtobridge.PathLogtoSMS)
 	resetRSS := true
 	for round := range opts.Rounds {
 		for _, callers := range opts.Concurrency {
-			cells := []Cell{{Path: PathDirect}}
-			for _, mode := range configModes() {
-				cells = append(cells, Cell{Path: PathGRPC, Config: mode})
-			}
-			for _, c := range cells {
-				c.Callers, c.Round = callers, round
+			for _, k := range kinds() {
+				c := Cell{Path: k.path, Config: k.mode, Callers: callers, Round: round}
 				send, pid := direct, 0
-				if c.Path == PathGRPC {
-					if send, err = grpcSender(client, c.Config, opts.Keys); err != nil {
-						return nil, err
+				if c.Path != PathDirect {
+					send, pid = bridge, bin.pid
+					if c.Path == PathGRPC {
+						if send, err = grpcSender(client, c.Config, opts.Keys); err != nil {
+							return nil, err
+						}
 					}
-					pid = bin.pid
 					if resetRSS {
 						if err := resetPeakRSS(pid); err != nil {
 							resetRSS = false
@@ -325,17 +330,20 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 // binary is a running sms-connector process.
 type binary struct {
-	addr    string // where it serves gRPC, from its serving log line
-	pid     int
-	startup time.Duration // from just before exec to the serving log line
-	exited  chan struct{} // closed once it has exited
-	logs    bytes.Buffer  // its stderr up to the serving line, for failure messages
-	cmd     *exec.Cmd
+	addr string // where it serves gRPC, from its serving log line
+	// httpAddr is where it serves the Logto bridge (host:port), from its http serving log line.
+	httpAddr string
+	pid      int
+	startup  time.Duration // from just before exec to the serving log line
+	exited   chan struct{} // closed once it has exited
+	logs     bytes.Buffer  // its stderr up to the serving line, for failure messages
+	cmd      *exec.Cmd
 }
 
 // startBinary runs path with args, without this process's SMS_CONNECTOR_* variables so that the
-// flags decide, and returns once it has logged sdk.ServingMessage. Later log lines (one per
-// RPC) are read and dropped.
+// flags decide, and returns once it has logged sdk.ServingMessage (after sdk.HTTPServingMessage,
+// whose address it keeps, when args hold --http-listen). Later log lines (one per RPC) are read
+// and dropped.
 func startBinary(ctx context.Context, path string, args ...string) (*binary, error) {
 	cmd := exec.Command(path, args...)
 	for _, kv := range os.Environ() {
@@ -359,10 +367,15 @@ func startBinary(ctx context.Context, path string, args ...string) (*binary, err
 		for {
 			line, err := br.ReadBytes('\n')
 			var entry struct{ Msg, Address string }
-			if json.Unmarshal(line, &entry) == nil && entry.Msg == sdk.ServingMessage {
-				b.startup = time.Since(start)
-				addrc <- entry.Address
-				break
+			if json.Unmarshal(line, &entry) == nil {
+				if entry.Msg == sdk.HTTPServingMessage {
+					b.httpAddr = entry.Address // read by startBinary's caller after addrc
+				}
+				if entry.Msg == sdk.ServingMessage {
+					b.startup = time.Since(start)
+					addrc <- entry.Address
+					break
+				}
 			}
 			b.logs.Write(line)
 			if err != nil {

@@ -1,6 +1,7 @@
 // Command sms-load measures sms-connector against the budget of BENCHMARKS.md and writes the
-// markdown report: twilio-go called directly (a) and SendMessage through the built binary (c),
-// both against a Twilio emulator with no added latency (see package bench).
+// markdown report: twilio-go called directly (a), SendMessage through the built binary (c) and
+// POST /logto/sms to the binary's Logto bridge (h), all against a Twilio emulator with no added
+// latency (see package bench).
 //
 // The emulator runs in a child process (this command, started again with an internal flag):
 // in the generator's process its server-side CPU would count as (a)'s and make the binary look
