@@ -15,16 +15,9 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawnConnector, connect, errorInfo, toStruct, fromStruct, generateClientCert, grpc } = require('../client.js');
+const { BIN, BASE_ENV } = require('./helpers.js');
 
-const BIN = process.env.SMS_CONNECTOR_BIN || path.resolve(__dirname, '..', '..', '..', 'bin', 'sms-connector');
-if (!fs.existsSync(BIN)) {
-  throw new Error(`no connector binary at ${BIN}: run "make test-node" (or "make build", or set SMS_CONNECTOR_BIN)`);
-}
 
-// The test's own environment, without settings of the connector or of go-plugin that a
-// developer's shell may hold: each case sets what it needs.
-const BASE_ENV = Object.fromEntries(Object.entries(process.env)
-  .filter(([k]) => !k.startsWith('SMS_CONNECTOR_') && !k.startsWith('PLUGIN_')));
 
 const isAlive = (pid) => {
   try { process.kill(pid, 0); return true; } catch (e) { return e.code !== 'ESRCH'; }

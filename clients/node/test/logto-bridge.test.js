@@ -12,15 +12,10 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { BIN, BASE_ENV } = require('./helpers.js');
 const readline = require('node:readline');
 
-const BIN = process.env.SMS_CONNECTOR_BIN || path.resolve(__dirname, '..', '..', '..', 'bin', 'sms-connector');
-if (!fs.existsSync(BIN)) {
-  throw new Error(`no connector binary at ${BIN}: run "make test-node" (or "make build", or set SMS_CONNECTOR_BIN)`);
-}
 
-const BASE_ENV = Object.fromEntries(Object.entries(process.env)
-  .filter(([k]) => !k.startsWith('SMS_CONNECTOR_') && !k.startsWith('PLUGIN_')));
 
 const TOKEN = 'LoGtOtEsTtOkEn0LoGtOtEsTtOkEn0Lo';
 const HTTP_SERVING = 'sms-connector http serving';

@@ -7,12 +7,10 @@ const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const { BASE_ENV } = require('./helpers.js');
 
 const NODE_DIR = path.resolve(__dirname, '..');
 
-// The test's environment without a developer's connector or go-plugin settings.
-const BASE_ENV = Object.fromEntries(Object.entries(process.env)
-  .filter(([k]) => !k.startsWith('SMS_CONNECTOR_') && !k.startsWith('PLUGIN_')));
 
 it('the README example runs as printed', async () => {
   const bin = path.join(NODE_DIR, '..', '..', 'bin', 'sms-connector');

@@ -5,17 +5,10 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const path = require('node:path');
 const { spawnConnector, errorInfo, grpc } = require('../client.js');
+const { BIN, BASE_ENV } = require('./helpers.js');
 
-const BIN = process.env.SMS_CONNECTOR_BIN || path.resolve(__dirname, '..', '..', '..', 'bin', 'sms-connector');
-if (!fs.existsSync(BIN)) {
-  throw new Error(`no connector binary at ${BIN}: run "make test-node" (or "make build", or set SMS_CONNECTOR_BIN)`);
-}
 
-const BASE_ENV = Object.fromEntries(Object.entries(process.env)
-  .filter(([k]) => !k.startsWith('SMS_CONNECTOR_') && !k.startsWith('PLUGIN_')));
 
 // rejection runs a call that must fail and returns the grpc-js error.
 async function rejection(promise) {
