@@ -73,19 +73,29 @@ func notFoundMessage(path string) string {
 	return "The requested resource " + path + " was not found"
 }
 
-// serveMessages handles the Messages.json route; the package documentation lists its steps.
-func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
+// admit runs the steps every route starts with: the configured latency (abandoned when the
+// client goes away), an injected fault, then Basic auth. It reports whether the request goes
+// on; when not, the answer is written.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 	fault, faulted, latency := s.arrive()
 	if !s.wait(r, latency) {
-		return
+		return false
 	}
 	if faulted {
 		writeFault(w, fault)
-		return
+		return false
 	}
 	if !s.authenticated(r) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="Twilio API"`)
 		writeError(w, http.StatusUnauthorized, 20003, "Authenticate")
+		return false
+	}
+	return true
+}
+
+// serveMessages handles the Messages.json route; the package documentation lists its steps.
+func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
+	if !s.admit(w, r) {
 		return
 	}
 	if r.PathValue("AccountSid") != s.cfg.accountSID {
@@ -120,17 +130,7 @@ func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
 // GET only, then the message resource as the create call returned it, with the message's
 // current Status; 404 (20404) for a SID the emulator did not accept for this account.
 func (s *Server) serveMessage(w http.ResponseWriter, r *http.Request) {
-	fault, faulted, latency := s.arrive()
-	if !s.wait(r, latency) {
-		return
-	}
-	if faulted {
-		writeFault(w, fault)
-		return
-	}
-	if !s.authenticated(r) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="Twilio API"`)
-		writeError(w, http.StatusUnauthorized, 20003, "Authenticate")
+	if !s.admit(w, r) {
 		return
 	}
 	account := r.PathValue("AccountSid")
