@@ -15,23 +15,13 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawnConnector, connect, errorInfo, toStruct, fromStruct, generateClientCert, grpc } = require('../client.js');
-const { BIN, BASE_ENV } = require('./helpers.js');
+const { BIN, BASE_ENV, rejection } = require('./helpers.js');
 
 
 
 const isAlive = (pid) => {
   try { process.kill(pid, 0); return true; } catch (e) { return e.code !== 'ESRCH'; }
 };
-
-// rejection runs a call that must fail and returns the grpc-js error.
-async function rejection(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  assert.fail('the call succeeded; it should have failed');
-}
 
 const MODES = [
   { name: 'unix socket, plaintext (no PLUGIN_CLIENT_CERT)', network: 'unix', mtls: false },

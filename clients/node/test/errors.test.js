@@ -8,7 +8,7 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawnConnector, errorInfo, toStruct, grpc } = require('../client.js');
-const { BIN, BASE_ENV } = require('./helpers.js');
+const { BIN, BASE_ENV, rejection } = require('./helpers.js');
 
 
 
@@ -20,15 +20,6 @@ const SANDBOX = {
 const USAGES = ['Register', 'SignIn', 'ForgotPassword', 'Generic', 'OrganizationInvitation',
   'UserPermissionValidation', 'BindNewIdentifier', 'MfaVerification', 'BindMfa'];
 const LOCALES = ['en', 'fr', 'de', 'es', 'ja', 'pt-BR'];
-
-async function rejection(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  assert.fail('the call succeeded; it should have failed');
-}
 
 describe('error replies fit grpc-js default metadata limits', () => {
   let conn;

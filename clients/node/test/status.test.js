@@ -6,19 +6,9 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawnConnector, errorInfo, grpc } = require('../client.js');
-const { BIN, BASE_ENV } = require('./helpers.js');
+const { BIN, BASE_ENV, rejection } = require('./helpers.js');
 
 
-
-// rejection runs a call that must fail and returns the grpc-js error.
-async function rejection(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  assert.fail('the call succeeded; it should have failed');
-}
 
 describe('GetMessageStatus from a Node.js host', () => {
   let conn;
